@@ -1,0 +1,6 @@
+export * from "./names.js";
+export * from "./keys.js";
+export * from "./envelope.js";
+export * from "./records.js";
+export * from "./templates.js";
+export * from "./codec.js";

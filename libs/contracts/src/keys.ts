@@ -1,0 +1,68 @@
+import { createHash } from "node:crypto";
+
+/**
+ * Business ids come from publishers and may hold any character; KV keys only allow
+ * `[-/=.\w]`. Ids made of `[\w-]` are kept readable; anything else becomes
+ * `=` + base64url, which cannot collide with a plain id because plain ids never hold `=`.
+ */
+export function encodeKeyToken(id: string): string {
+  if (/^[\w-]+$/.test(id)) return id;
+  return "=" + Buffer.from(id, "utf8").toString("base64url");
+}
+
+export function decodeKeyToken(token: string): string {
+  if (token === NO_TICKET) return "";
+  if (token.startsWith("=")) return Buffer.from(token.slice(1), "base64url").toString("utf8");
+  return token;
+}
+
+/** Stands for "no ticket_id" in a key; an encoded id is never a bare `=`. */
+const NO_TICKET = "=";
+
+export interface BusinessKey {
+  event: string;
+  order_id: string;
+  ticket_id?: string | null | undefined;
+  channel: string;
+}
+
+/** The idempotency key in `notification_locks`: readable, one per business key. */
+export function lockKey(k: BusinessKey): string {
+  const ticket = k.ticket_id == null || k.ticket_id === "" ? NO_TICKET : encodeKeyToken(k.ticket_id);
+  return [k.event, k.channel, encodeKeyToken(k.order_id), ticket].join(".");
+}
+
+/**
+ * `send_id` is derived from the business key, so every component finds the record of
+ * `(event, order_id, ticket_id, channel)` without a scan. It is also the job's
+ * `Nats-Msg-Id` and WeChat's `client_msg_id` (32 hex characters plus a prefix).
+ */
+export function sendIdFor(k: BusinessKey): string {
+  const h = createHash("sha256").update(lockKey(k)).digest("hex").slice(0, 32);
+  return `snd_${h}`;
+}
+
+/** Template key in `notification_templates`: `<event>.<channel>.<language>`. */
+export function templateKey(event: string, channel: string, language: string): string {
+  return `${event}.${channel}.${language}`;
+}
+
+export function parseTemplateKey(key: string): { event: string; channel: string; language: string } | null {
+  // event holds one dot (order.paid); language never does.
+  const m = /^([a-z]+\.[a-z]+)\.([a-z]+)\.([A-Za-z0-9-]+)$/.exec(key);
+  if (!m) return null;
+  return { event: m[1]!, channel: m[2]!, language: m[3]! };
+}
+
+/** Locale fallback: exact (`en-US`) → language (`en`) → `zh-CN`. */
+export const DEFAULT_LANGUAGE = "zh-CN";
+export function languageCandidates(locale: string | null | undefined): string[] {
+  const out: string[] = [];
+  if (locale) {
+    out.push(locale);
+    const base = locale.split("-")[0];
+    if (base && base !== locale) out.push(base);
+  }
+  if (!out.includes(DEFAULT_LANGUAGE)) out.push(DEFAULT_LANGUAGE);
+  return out;
+}

@@ -1,0 +1,135 @@
+import type { EventType } from "./names.js";
+
+/**
+ * Statuses of a send record in `notification_events`. The KV history of a key is its
+ * status history. `queued` and `retrying` are in flight; the rest are final.
+ */
+export const Status = {
+  queued: "queued",
+  retrying: "retrying",
+  success: "success",
+  failed: "failed",
+  dead: "dead",
+  skipped: "skipped",
+  rejected: "rejected",
+} as const;
+export type Status = (typeof Status)[keyof typeof Status];
+
+export const FINAL_STATUSES: ReadonlySet<Status> = new Set([
+  Status.success,
+  Status.failed,
+  Status.dead,
+  Status.skipped,
+  Status.rejected,
+]);
+
+const RANK: Record<Status, number> = {
+  queued: 1,
+  retrying: 2,
+  success: 3,
+  failed: 3,
+  dead: 3,
+  skipped: 3,
+  rejected: 3,
+};
+
+/**
+ * A record never moves backwards: final statuses are final, `retrying` never returns
+ * to `queued`. The one exception is an operator's DLQ replay (dead/failed → queued),
+ * which callers request explicitly.
+ */
+export function canTransition(from: Status | undefined, to: Status, opts: { replay?: boolean } = {}): boolean {
+  if (from === undefined) return true;
+  if (opts.replay) return (from === Status.dead || from === Status.failed) && to === Status.queued;
+  if (FINAL_STATUSES.has(from)) return false;
+  if (from === Status.retrying && to === Status.retrying) return true;
+  return RANK[to] >= RANK[from];
+}
+
+export const SkipReason = { noTemplate: "no_template", disabled: "disabled", channelOff: "channel_disabled" } as const;
+export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
+
+export const FailReason = {
+  schema: "schema",
+  render: "render",
+  permanent: "wechat_permanent",
+  maxDeliveries: "max_deliveries",
+} as const;
+
+/** One send (or a rejected event) as recorded in `notification_events`, keyed by `send_id`. */
+export interface SendRecord {
+  send_id: string;
+  event_id: string;
+  event: EventType | string;
+  order_id: string | null;
+  ticket_id: string | null;
+  channel: string;
+  language: string | null;
+  template_id: string | null;
+  openid: string | null;
+  status: Status;
+  attempts: number;
+  reason?: string | undefined;
+  last_error?: string | undefined;
+  /** ajv errors when `reason === "schema"`. */
+  errors?: unknown[] | undefined;
+  sent_at?: string | undefined;
+  wechat_msgid?: string | undefined;
+  occurred_at: string | null;
+  updated_at: string;
+}
+
+/** The job on `notify.send.<channel>`: everything a sender needs, with no lookup. */
+export interface SendJob {
+  send_id: string;
+  event_id: string;
+  event: string;
+  channel: string;
+  order_id: string;
+  ticket_id: string | null;
+  openid: string;
+  language: string;
+  template_id: string;
+  occurred_at: string;
+  /** The rendered channel payload (for WeChat: the template/send body without touser credentials). */
+  payload: WeChatTemplatePayload;
+}
+
+export interface WeChatTemplatePayload {
+  touser: string;
+  template_id: string;
+  url?: string;
+  miniprogram?: { appid: string; pagepath?: string };
+  client_msg_id?: string;
+  data: Record<string, { value: string; color?: string }>;
+}
+
+/** Value stored in `notification_locks`. */
+export interface LockValue {
+  send_id: string;
+  event_id: string;
+  at: string;
+}
+
+/** Published on `notification.sent`. */
+export interface SentFact {
+  send_id: string;
+  event_id: string;
+  event: string;
+  channel: string;
+  order_id: string;
+  ticket_id: string | null;
+  attempts: number;
+  sent_at: string;
+  wechat_msgid?: string;
+}
+
+/** Published on `notification.alert`. */
+export interface AlertFact {
+  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded";
+  channel: string;
+  message: string;
+  value: number;
+  threshold: number;
+  at: string;
+}

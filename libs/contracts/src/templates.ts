@@ -1,0 +1,54 @@
+import { Type, type Static } from "typebox";
+import { CHANNELS, EVENT_TYPES } from "./names.js";
+import { DEFAULT_LANGUAGE } from "./keys.js";
+
+/** A WeChat keyword field: a Handlebars expression, or one with a colour. */
+export const TemplateFieldSchema = Type.Union([
+  Type.String({ maxLength: 2000 }),
+  Type.Object(
+    { value: Type.String({ maxLength: 2000 }), color: Type.Optional(Type.String({ pattern: "^#[0-9A-Fa-f]{6}$" })) },
+    { additionalProperties: false },
+  ),
+]);
+
+export const MiniprogramSchema = Type.Object(
+  { appid: Type.String({ minLength: 1, maxLength: 64 }), pagepath: Type.Optional(Type.String({ maxLength: 512 })) },
+  { additionalProperties: false },
+);
+
+/** What an admin sends to `POST /notifications/templates` (the seed contract, extended). */
+export const TemplateInputSchema = Type.Object(
+  {
+    event: Type.Enum(EVENT_TYPES),
+    channel: Type.Enum(CHANNELS),
+    template_id: Type.String({ minLength: 1, maxLength: 128 }),
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+    payload_schema: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: "JSON Schema the event's data must satisfy" })),
+    language: Type.Optional(
+      Type.String({ default: DEFAULT_LANGUAGE, pattern: "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", maxLength: 35 }),
+    ),
+    data: Type.Optional(
+      Type.Record(Type.String({ pattern: "^[A-Za-z][\\w]{0,63}$" }), TemplateFieldSchema, {
+        description: "WeChat keyword → Handlebars expression over the event's data, e.g. {\"thing1\": \"{{title}}\"}",
+      }),
+    ),
+    url: Type.Optional(Type.String({ maxLength: 1024, description: "Handlebars expression for the link" })),
+    miniprogram: Type.Optional(MiniprogramSchema),
+  },
+  { additionalProperties: false },
+);
+export type TemplateInput = Static<typeof TemplateInputSchema>;
+
+/** A stored template: the input with defaults applied plus bookkeeping. */
+export interface Template {
+  event: string;
+  channel: string;
+  language: string;
+  template_id: string;
+  enabled: boolean;
+  payload_schema: Record<string, unknown>;
+  data: Record<string, string | { value: string; color?: string }>;
+  url?: string;
+  miniprogram?: { appid: string; pagepath?: string };
+  updated_at: string;
+}

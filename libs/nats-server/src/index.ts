@@ -1,0 +1,2 @@
+export * from "./find-binary.js";
+export * from "./launcher.js";

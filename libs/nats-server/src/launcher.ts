@@ -1,0 +1,252 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ensureNatsServer } from "./find-binary.js";
+
+export interface NatsServerOptions {
+  /** Enable JetStream (default true). */
+  jetstream?: boolean;
+  /** Fixed client port; -1 (default) lets the server pick and report it in the ports file. */
+  port?: number;
+  host?: string;
+  /** Store dir; a temporary one (removed on stop) by default. */
+  storeDir?: string;
+  /** Server name (required and unique in a cluster). */
+  name?: string;
+  /** Cluster block: name, fixed listen port, routes. */
+  cluster?: { name: string; port: number; routes: string[] };
+  /** Extra config text appended verbatim (auth blocks, sync_interval, limits...). */
+  extraConfig?: string;
+  /** Keep the store dir on stop (for restart tests and the local run). */
+  keepStore?: boolean;
+  /** Max bytes of server output kept for failure messages. */
+  logLimit?: number;
+  binary?: string;
+  /** Directories of earlier incarnations (restarts) to remove on stop. */
+  cleanupDirs?: string[];
+}
+
+/** The ports file nats-server writes (2.9 names the client listener "nats"). */
+interface Ports {
+  nats?: string[];
+  client?: string[];
+  monitoring?: string[];
+  cluster?: string[];
+}
+
+/** One real nats-server process. Shaped after nats.js's own test launcher (nst). */
+export class NatsServer {
+  private exited: Promise<number | null>;
+  private logBuf: string[] = [];
+  private logBytes = 0;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly opts: NatsServerOptions,
+    readonly dir: string,
+    private proc: ChildProcess,
+    readonly port: number,
+    readonly monitorPort: number,
+  ) {
+    this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  }
+
+  get url(): string {
+    return `nats://${this.opts.host ?? "127.0.0.1"}:${this.port}`;
+  }
+  get monitorUrl(): string {
+    return `http://${this.opts.host ?? "127.0.0.1"}:${this.monitorPort}`;
+  }
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+  get storeDir(): string {
+    return this.opts.storeDir ?? path.join(this.dir, "jetstream");
+  }
+  /** The last lines the server printed. */
+  logs(): string {
+    return this.logBuf.join("");
+  }
+
+  static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
+    const bin = opts.binary ?? ensureNatsServer();
+    const dir = mkdtempSync(path.join(tmpdir(), "nats-"));
+    const portsDir = path.join(dir, "ports");
+    mkdirSync(portsDir);
+    const host = opts.host ?? "127.0.0.1";
+    const storeDir = opts.storeDir ?? path.join(dir, "jetstream");
+    const lines = [
+      `listen: ${host}:${opts.port ?? -1}`,
+      `http: ${host}:-1`,
+      `ports_file_dir: ${JSON.stringify(portsDir)}`,
+      opts.name ? `server_name: ${opts.name}` : "",
+      opts.jetstream === false ? "" : `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+      opts.cluster
+        ? `cluster { name: ${opts.cluster.name}, listen: ${host}:${opts.cluster.port}, routes: [${opts.cluster.routes.map((r) => JSON.stringify(r)).join(", ")}] }`
+        : "",
+      opts.extraConfig ?? "",
+    ];
+    const conf = path.join(dir, "server.conf");
+    writeFileSync(conf, lines.filter(Boolean).join("\n") + "\n");
+    const proc = spawn(bin, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+    const limit = opts.logLimit ?? 64 * 1024;
+    const holder: { server?: NatsServer } = {};
+    const early: string[] = [];
+    const onData = (b: Buffer) => {
+      const s = b.toString();
+      if (holder.server) holder.server.appendLog(s, limit);
+      else early.push(s);
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    let exitCode: number | null | undefined;
+    proc.once("exit", (code) => (exitCode = code ?? -1));
+
+    // Race: the ports file appears, or the process exits early (bad config, port taken).
+    const deadline = Date.now() + 15_000;
+    let ports: Ports | null = null;
+    while (Date.now() < deadline) {
+      if (exitCode !== undefined) {
+        rmSync(dir, { recursive: true, force: true });
+        throw new Error(`nats-server exited early (code ${exitCode}):\n${early.join("").slice(-4000)}`);
+      }
+      const file = readdirSync(portsDir).find((f) => f.endsWith(".ports"));
+      if (file) {
+        try {
+          ports = JSON.parse(readFileSync(path.join(portsDir, file), "utf8")) as Ports;
+          if ((ports.nats ?? ports.client)?.length && ports.monitoring?.length) break;
+        } catch {
+          /* partially written: read again */
+        }
+      }
+      await sleep(10);
+    }
+    const clientUrl = ports?.nats?.[0] ?? ports?.client?.[0];
+    if (!ports || !clientUrl) {
+      proc.kill("SIGKILL");
+      throw new Error(`nats-server did not report its ports in time:\n${early.join("").slice(-4000)}`);
+    }
+    const clientPort = Number(new URL(clientUrl).port);
+    const monitorPort = Number(new URL(ports.monitoring![0]!).port);
+    const server = new NatsServer({ ...opts, host, storeDir }, dir, proc, clientPort, monitorPort);
+    holder.server = server;
+    server.appendLog(early.join(""), limit);
+    return server;
+  }
+
+  private appendLog(s: string, limit: number): void {
+    this.logBuf.push(s);
+    this.logBytes += s.length;
+    while (this.logBytes > limit && this.logBuf.length > 1) this.logBytes -= this.logBuf.shift()!.length;
+  }
+
+  /** Kills the process (SIGKILL by default, like a crash) and waits for it to exit. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    await this.exited;
+  }
+
+  /** Starts a new process on the same ports and store (after kill or stop with keepStore). */
+  async restart(): Promise<NatsServer> {
+    await this.kill("SIGTERM");
+    return NatsServer.start({ ...this.opts, port: this.port, storeDir: this.storeDir, cleanupDirs: this.restartCleanup() });
+  }
+
+  /** A restarted server owns the dirs of its earlier incarnations unless the caller keeps the store. */
+  restartCleanup(): string[] | undefined {
+    return this.opts.keepStore ? undefined : [this.dir, ...(this.opts.cleanupDirs ?? [])];
+  }
+
+  /** Stops the server and removes its temporary files. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.kill("SIGTERM");
+      if (this.opts.keepStore) {
+        rmSync(path.join(this.dir, "ports"), { recursive: true, force: true });
+        return;
+      }
+      for (const d of [this.dir, ...(this.opts.cleanupDirs ?? [])]) rmSync(d, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+}
+
+/** A free TCP port on loopback (for cluster routes, which must be known up front). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** A JetStream cluster of real servers; `servers[i]` may be killed and restarted. */
+export class NatsCluster {
+  constructor(
+    public servers: NatsServer[],
+    private readonly routes: string[],
+    private readonly name: string,
+  ) {}
+
+  get urls(): string[] {
+    return this.servers.map((s) => s.url);
+  }
+
+  static async start(n = 3, opts: Omit<NatsServerOptions, "cluster" | "name" | "port"> = {}): Promise<NatsCluster> {
+    const clusterPorts = await Promise.all(Array.from({ length: n }, () => freePort()));
+    const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
+    const name = `c${process.pid}`;
+    const servers = await Promise.all(
+      clusterPorts.map((port, i) => NatsServer.start({ ...opts, name: `n${i + 1}`, cluster: { name, port, routes } })),
+    );
+    const cluster = new NatsCluster(servers, routes, name);
+    await cluster.waitForMetaLeader();
+    return cluster;
+  }
+
+  /** Resolves when every running node reports the same JetStream meta leader. */
+  async waitForMetaLeader(timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      try {
+        const leaders = await Promise.all(
+          this.servers.map(async (s) => {
+            const r = await fetch(`${s.monitorUrl}/jsz`);
+            const j = (await r.json()) as { meta_cluster?: { leader?: string; cluster_size?: number } };
+            return j.meta_cluster?.leader ?? "";
+          }),
+        );
+        last = leaders.join(",");
+        if (leaders[0] && leaders.every((l) => l === leaders[0])) return leaders[0];
+      } catch (err) {
+        last = String(err);
+      }
+      await sleep(100);
+    }
+    throw new Error(`cluster did not agree on a meta leader in ${timeoutMs}ms (last: ${last})`);
+  }
+
+  /** Kills node i (SIGKILL) and keeps its store for a later restart. */
+  async kill(i: number): Promise<void> {
+    await this.servers[i]!.kill("SIGKILL");
+  }
+
+  async restart(i: number): Promise<NatsServer> {
+    const old = this.servers[i]!;
+    await old.kill("SIGKILL");
+    const s = await NatsServer.start({ ...old.opts, port: old.port, storeDir: old.storeDir, cleanupDirs: old.restartCleanup() });
+    this.servers[i] = s;
+    return s;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.servers.map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,56 @@
+import t from "tap";
+import { existsSync } from "node:fs";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { NatsCluster, NatsServer, locateNatsServer } from "@notify/nats-server";
+
+t.test("launcher - a JetStream server on free ports, removed on stop", async (t) => {
+  const a = await NatsServer.start();
+  const b = await NatsServer.start();
+  t.not(a.port, b.port, "two servers in one process get different ports");
+  const nc = await connect({ servers: a.url });
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.getAccountInfo();
+  t.ok(info.limits, "JetStream answers");
+  await nc.close();
+  await Promise.all([a.stop(), b.stop()]);
+  t.notOk(existsSync(a.dir), "temporary dir removed");
+  await a.stop(); // idempotent
+});
+
+t.test("launcher - a bad config exits early with the server's own message", async (t) => {
+  await t.rejects(NatsServer.start({ extraConfig: "this is { not valid" }), /exited early/);
+});
+
+t.test("launcher - restart keeps the port and the JetStream store", async (t) => {
+  const s = await NatsServer.start();
+  let nc = await connect({ servers: s.url });
+  let jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "KEEP", subjects: ["keep.>"] });
+  await nc.close();
+  const s2 = await s.restart();
+  t.equal(s2.port, s.port);
+  nc = await connect({ servers: s2.url });
+  jsm = await jetstreamManager(nc);
+  t.equal((await jsm.streams.info("KEEP")).config.name, "KEEP", "stream survived the restart");
+  await nc.close();
+  await s2.stop();
+  t.notOk(existsSync(s.dir), "the first incarnation's dir is removed too");
+});
+
+t.test("launcher - a 3-node JetStream cluster agrees on a meta leader", async (t) => {
+  const c = await NatsCluster.start(3);
+  t.teardown(() => c.stop());
+  const leader = await c.waitForMetaLeader();
+  t.match(leader, /^n[123]$/);
+  const nc = await connect({ servers: c.urls });
+  const jsm = await jetstreamManager(nc);
+  const si = await jsm.streams.add({ name: "R3", subjects: ["r3.>"], num_replicas: 3 });
+  t.equal(si.cluster?.replicas?.length, 2, "an R3 stream has a leader and two replicas");
+  await nc.close();
+});
+
+t.test("launcher - finds the binary from NATS_SERVER_BIN or the PATH", async (t) => {
+  t.ok(locateNatsServer(), "found");
+  t.throws(() => locateNatsServer({ NATS_SERVER_BIN: "/nonexistent/nats-server" }), /apt-get install -y nats-server/);
+});

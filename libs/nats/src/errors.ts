@@ -1,0 +1,37 @@
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+
+/** `kv.create()` / `kv.update()` refused because the key exists or moved on (code 10071). */
+export function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
+}
+
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+}
+
+export function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound;
+}
+
+/** An existing stream, consumer or bucket differs from the config this version wants. */
+export class TopologyMismatchError extends Error {
+  override name = "TopologyMismatchError";
+  constructor(
+    readonly differences: TopologyDifference[],
+    opts?: ErrorOptions,
+  ) {
+    super(
+      `existing NATS resources differ from the wanted config: ${differences
+        .map((d) => `${d.resource}.${d.field} is ${JSON.stringify(d.have)}, want ${JSON.stringify(d.want)}`)
+        .join("; ")}`,
+      opts,
+    );
+  }
+}
+
+export interface TopologyDifference {
+  resource: string;
+  field: string;
+  want: unknown;
+  have: unknown;
+}

@@ -1,0 +1,3 @@
+export * from "./connect.js";
+export * from "./errors.js";
+export * from "./topology.js";

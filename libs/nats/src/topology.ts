@@ -1,0 +1,267 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { Buckets, Consumers, Streams, Subjects } from "@notify/contracts";
+import type { Logger } from "@notify/log";
+import { TopologyMismatchError, isConsumerNotFound, isStreamNotFound, type TopologyDifference } from "./errors.js";
+
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+
+/** WeChat's client_msg_id de-duplication window: the whole retry schedule must fit in it. */
+export const WECHAT_DEDUP_WINDOW_MS = 10 * 60 * SECOND;
+/** max_deliver of every sender consumer (the seed: "at most 5 tries"). */
+export const SENDER_MAX_DELIVER = 5;
+
+export interface TopologyOptions {
+  /** Replicas for streams and buckets (1 locally, 3 in a cluster). */
+  replicas?: number;
+  /** Channels that get a SENDS consumer. */
+  channels?: readonly string[];
+  /**
+   * Ack-wait redelivery schedule of sender consumers (used when a sender dies mid-job).
+   * At most max_deliver - 1 entries, each larger than the WeChat HTTP timeout.
+   */
+  senderBackoffMs?: number[];
+  /** Bounds the jobs in flight across all replicas of one channel's senders. */
+  senderMaxAckPending?: number;
+  /** TTL of idempotency locks; 0 keeps them forever. */
+  lockTtlMs?: number;
+  dlqMaxAgeMs?: number;
+  /** What to do when an existing resource differs: log a warning, or throw. */
+  onMismatch?: "warn" | "fail";
+  log?: Logger | undefined;
+}
+
+/** Default ack-wait backoff for a given WeChat timeout: 3×, 6×, 12×, 24× the timeout. */
+export function defaultSenderBackoff(wechatTimeoutMs: number): number[] {
+  const first = Math.max(3 * wechatTimeoutMs, 5 * SECOND);
+  return [first, first * 2, first * 4, first * 8];
+}
+
+interface Resolved {
+  replicas: number;
+  channels: readonly string[];
+  senderBackoffMs: number[];
+  senderMaxAckPending: number;
+  lockTtlMs: number;
+  dlqMaxAgeMs: number;
+  onMismatch: "warn" | "fail";
+}
+
+function resolve(o: TopologyOptions): Resolved {
+  const r: Resolved = {
+    replicas: o.replicas ?? 1,
+    channels: o.channels ?? ["wechat"],
+    senderBackoffMs: o.senderBackoffMs ?? defaultSenderBackoff(5 * SECOND),
+    senderMaxAckPending: o.senderMaxAckPending ?? 1000,
+    lockTtlMs: o.lockTtlMs ?? 30 * DAY,
+    dlqMaxAgeMs: o.dlqMaxAgeMs ?? 30 * DAY,
+    onMismatch: o.onMismatch ?? "warn",
+  };
+  if (r.senderBackoffMs.length >= SENDER_MAX_DELIVER) {
+    throw new RangeError(`sender backoff needs fewer than ${SENDER_MAX_DELIVER} entries (max_deliver must exceed them)`);
+  }
+  return r;
+}
+
+export function streamConfigs(o: TopologyOptions = {}): Partial<StreamConfig>[] {
+  const r = resolve(o);
+  const base = { storage: StorageType.File, num_replicas: r.replicas, discard: DiscardPolicy.Old };
+  return [
+    { ...base, name: Streams.events, subjects: [Subjects.eventsAll], retention: RetentionPolicy.Limits, duplicate_window: nanos(2 * 60 * SECOND), max_age: nanos(7 * DAY) },
+    { ...base, name: Streams.sends, subjects: [Subjects.sendsAll], retention: RetentionPolicy.Workqueue, duplicate_window: nanos(2 * 60 * SECOND) },
+    { ...base, name: Streams.dlq, subjects: [Subjects.dlqAll], retention: RetentionPolicy.Limits, max_age: nanos(r.dlqMaxAgeMs) },
+    // Advisories are core messages: this stream keeps them while the DLQ monitor is down.
+    { ...base, name: Streams.advisories, subjects: [Subjects.maxDeliveriesAll], retention: RetentionPolicy.Limits, max_age: nanos(7 * DAY) },
+    { ...base, name: Streams.notifications, subjects: [Subjects.notificationsAll], retention: RetentionPolicy.Limits, max_age: nanos(7 * DAY) },
+  ];
+}
+
+export interface BucketSpec {
+  bucket: string;
+  history: number;
+  ttlMs: number;
+  description: string;
+}
+
+export function bucketSpecs(o: TopologyOptions = {}): BucketSpec[] {
+  const r = resolve(o);
+  return [
+    { bucket: Buckets.templates, history: 10, ttlMs: 0, description: "templates by <event>.<channel>.<language>; history is the edit audit" },
+    { bucket: Buckets.locks, history: 1, ttlMs: r.lockTtlMs, description: "idempotency claims per business key" },
+    { bucket: Buckets.records, history: 32, ttlMs: 0, description: "send records by send_id; history is the status history" },
+    { bucket: Buckets.tokens, history: 5, ttlMs: 0, description: "shared WeChat access token" },
+  ];
+}
+
+export function consumerConfigs(o: TopologyOptions = {}): { stream: string; config: Partial<ConsumerConfig> }[] {
+  const r = resolve(o);
+  const out: { stream: string; config: Partial<ConsumerConfig> }[] = [
+    {
+      stream: Streams.events,
+      config: {
+        durable_name: Consumers.dispatcher,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(30 * SECOND),
+        // Only infrastructure errors are retried; business outcomes are acked and recorded.
+        max_deliver: 10,
+        max_ack_pending: 2000,
+      },
+    },
+    {
+      stream: Streams.advisories,
+      config: { durable_name: Consumers.dlqMonitor, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: nanos(30 * SECOND), max_deliver: -1 },
+    },
+  ];
+  for (const channel of r.channels) {
+    out.push({
+      stream: Streams.sends,
+      config: {
+        durable_name: Consumers.sender(channel),
+        filter_subject: Subjects.send(channel),
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        max_deliver: SENDER_MAX_DELIVER,
+        backoff: r.senderBackoffMs.map(nanos),
+        max_ack_pending: r.senderMaxAckPending,
+      },
+    });
+  }
+  return out;
+}
+
+export interface TopologyReport {
+  created: string[];
+  existing: string[];
+  differences: TopologyDifference[];
+}
+
+export interface Topology {
+  jsm: JetStreamManager;
+  buckets: { templates: KV; locks: KV; records: KV; tokens: KV };
+  report: TopologyReport;
+}
+
+/**
+ * Creates every stream, consumer and bucket that is absent; leaves existing ones as
+ * they are and reports differences (warn or fail as configured). Calling it twice is a
+ * no-op the second time. EVENTS may belong to the publishers: it is never altered.
+ */
+export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions = {}): Promise<Topology> {
+  const r = resolve(opts);
+  const jsm = await jetstreamManager(nc);
+  const report: TopologyReport = { created: [], existing: [], differences: [] };
+
+  for (const cfg of streamConfigs(opts)) await ensureStream(jsm, cfg, report);
+  const kvm = new Kvm(jetstream(nc));
+  const kvs: Record<string, KV> = {};
+  for (const spec of bucketSpecs(opts)) kvs[spec.bucket] = await ensureBucket(jsm, kvm, spec, r.replicas, report);
+  for (const { stream, config } of consumerConfigs(opts)) await ensureConsumer(jsm, stream, config, report);
+
+  if (report.differences.length) {
+    const err = new TopologyMismatchError(report.differences);
+    if (r.onMismatch === "fail") throw err;
+    opts.log?.warn({ differences: report.differences }, "existing NATS resources differ from the wanted config; left unchanged");
+  }
+  if (report.created.length) opts.log?.info({ created: report.created }, "nats topology created");
+  return {
+    jsm,
+    report,
+    buckets: {
+      templates: kvs[Buckets.templates]!,
+      locks: kvs[Buckets.locks]!,
+      records: kvs[Buckets.records]!,
+      tokens: kvs[Buckets.tokens]!,
+    },
+  };
+}
+
+/** Opens the buckets without creating anything (for read-only users and tests). */
+export async function openBuckets(nc: NatsConnection): Promise<Topology["buckets"]> {
+  const kvm = new Kvm(jetstream(nc));
+  const [templates, locks, records, tokens] = await Promise.all(
+    [Buckets.templates, Buckets.locks, Buckets.records, Buckets.tokens].map((b) => kvm.open(b)),
+  );
+  return { templates: templates!, locks: locks!, records: records!, tokens: tokens! };
+}
+
+async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig>, report: TopologyReport): Promise<void> {
+  const name = want.name!;
+  try {
+    const info = await jsm.streams.info(name);
+    report.existing.push(`stream ${name}`);
+    if (name === Streams.events) {
+      // Owned by the publishers when it exists first: only check it covers our subjects.
+      const covers = info.config.subjects?.some((s) => s === Subjects.eventsAll || s === ">");
+      if (!covers) report.differences.push({ resource: `stream ${name}`, field: "subjects", want: want.subjects, have: info.config.subjects });
+      return;
+    }
+    diff(`stream ${name}`, want, info.config as unknown as Record<string, unknown>, ["subjects", "retention", "storage", "num_replicas", "duplicate_window", "max_age"], report);
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+    await jsm.streams.add({ ...want, name });
+    report.created.push(`stream ${name}`);
+  }
+}
+
+async function ensureBucket(jsm: JetStreamManager, kvm: Kvm, spec: BucketSpec, replicas: number, report: TopologyReport): Promise<KV> {
+  const stream = `KV_${spec.bucket}`;
+  try {
+    const info = await jsm.streams.info(stream);
+    report.existing.push(`bucket ${spec.bucket}`);
+    diff(
+      `bucket ${spec.bucket}`,
+      { max_msgs_per_subject: spec.history, max_age: nanos(spec.ttlMs), num_replicas: replicas },
+      info.config as unknown as Record<string, unknown>,
+      ["max_msgs_per_subject", "max_age", "num_replicas"],
+      report,
+    );
+    return await kvm.open(spec.bucket);
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+    const kv = await kvm.create(spec.bucket, { history: spec.history, ttl: spec.ttlMs, replicas, storage: StorageType.File, description: spec.description });
+    report.created.push(`bucket ${spec.bucket}`);
+    return kv;
+  }
+}
+
+async function ensureConsumer(jsm: JetStreamManager, stream: string, want: Partial<ConsumerConfig>, report: TopologyReport): Promise<void> {
+  const name = want.durable_name!;
+  try {
+    const info = await jsm.consumers.info(stream, name);
+    report.existing.push(`consumer ${stream}/${name}`);
+    diff(`consumer ${stream}/${name}`, want, info.config as unknown as Record<string, unknown>, ["filter_subject", "ack_policy", "ack_wait", "max_deliver", "backoff", "max_ack_pending"], report);
+  } catch (err) {
+    if (!isConsumerNotFound(err)) throw err;
+    await jsm.consumers.add(stream, want);
+    report.created.push(`consumer ${stream}/${name}`);
+  }
+}
+
+function diff(resource: string, want: Record<string, unknown>, have: Record<string, unknown>, fields: string[], report: TopologyReport): void {
+  for (const field of fields) {
+    if (!(field in want) || want[field] === undefined) continue;
+    const w = normalise(want[field]);
+    const h = normalise(have[field]);
+    if (JSON.stringify(w) !== JSON.stringify(h)) report.differences.push({ resource, field, want: want[field], have: have[field] });
+  }
+}
+
+function normalise(v: unknown): unknown {
+  if (Array.isArray(v)) return [...v].sort();
+  if (v === undefined) return 0;
+  return v;
+}

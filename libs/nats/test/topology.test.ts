@@ -1,0 +1,85 @@
+import t from "tap";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy } from "@nats-io/jetstream";
+import { NatsCluster, NatsServer } from "@notify/nats-server";
+import { Buckets, Consumers, Streams } from "@notify/contracts";
+import { TopologyMismatchError, ensureTopology, isWrongLastSequence } from "@notify/nats";
+
+t.test("topology - created on a single server, second call is a no-op", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+
+  const first = await ensureTopology(nc);
+  t.ok(first.report.created.includes(`stream ${Streams.sends}`));
+  t.ok(first.report.created.includes(`bucket ${Buckets.locks}`));
+  t.ok(first.report.created.includes(`consumer ${Streams.sends}/${Consumers.sender("wechat")}`));
+  t.same(first.report.differences, []);
+
+  const second = await ensureTopology(nc);
+  t.same(second.report.created, [], "nothing created the second time");
+  t.same(second.report.differences, [], "and nothing differs");
+  t.equal(second.report.existing.length, first.report.created.length);
+
+  const jsm = await jetstreamManager(nc);
+  const sends = await jsm.streams.info(Streams.sends);
+  t.equal(sends.config.retention, RetentionPolicy.Workqueue);
+  const sender = await jsm.consumers.info(Streams.sends, Consumers.sender("wechat"));
+  t.equal(sender.config.max_deliver, 5);
+  t.ok((sender.config.backoff?.length ?? 0) < 5, "backoff has fewer entries than max_deliver");
+});
+
+t.test("topology - kv.create on an existing key is refused with code 10071", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const { buckets } = await ensureTopology(nc);
+  await buckets.locks.create("order.paid.wechat.O-1.=", "first");
+  const err = await buckets.locks.create("order.paid.wechat.O-1.=", "second").catch((e: unknown) => e);
+  t.ok(err instanceof JetStreamApiError, "a JetStreamApiError");
+  t.equal((err as JetStreamApiError).code, JetStreamApiCodes.StreamWrongLastSequence);
+  t.ok(isWrongLastSequence(err), "matched by code, not message");
+  t.equal((await buckets.locks.get("order.paid.wechat.O-1.="))?.string(), "first", "the first claim stands");
+});
+
+t.test("topology - an existing resource with another config is reported, not rewritten", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: Streams.dlq, subjects: ["notify.dlq.*"], max_age: 0 });
+  // EVENTS owned by publishers with a wider subject set: left alone, no difference.
+  await jsm.streams.add({ name: Streams.events, subjects: ["events.>"], retention: RetentionPolicy.Limits });
+
+  const warned: unknown[] = [];
+  const log = { warn: (o: unknown) => warned.push(o), info: () => undefined } as never;
+  const { report } = await ensureTopology(nc, { log });
+  t.same(report.differences.map((d) => `${d.resource}.${d.field}`), [`stream ${Streams.dlq}.max_age`]);
+  t.equal(warned.length, 1, "warned once");
+  t.equal((await jsm.streams.info(Streams.dlq)).config.max_age, 0, "not rewritten");
+  t.ok(report.created.includes(`consumer ${Streams.events}/${Consumers.dispatcher}`), "only the consumer is added to EVENTS");
+
+  await t.rejects(ensureTopology(nc, { onMismatch: "fail" }), TopologyMismatchError);
+});
+
+t.test("topology - R3 streams and buckets on a 3-node cluster, idempotent", async (t) => {
+  const cluster = await NatsCluster.start(3);
+  t.teardown(() => cluster.stop());
+  const nc = await connect({ servers: cluster.urls, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const first = await ensureTopology(nc, { replicas: 3 });
+  t.same(first.report.differences, []);
+  const second = await ensureTopology(nc, { replicas: 3 });
+  t.same(second.report.created, []);
+  const jsm = await jetstreamManager(nc);
+  for (const name of [Streams.events, Streams.sends, `KV_${Buckets.records}`]) {
+    const si = await jsm.streams.info(name);
+    t.equal(si.config.num_replicas, 3, `${name} is R3`);
+    t.equal(si.cluster?.replicas?.length, 2, `${name} has two followers`);
+  }
+  await first.buckets.locks.create("k", "v");
+  t.ok(isWrongLastSequence(await first.buckets.locks.create("k", "v2").catch((e: unknown) => e)), "create-only claim holds in the cluster");
+});
