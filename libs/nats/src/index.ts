@@ -1,3 +1,5 @@
 export * from "./connect.js";
 export * from "./errors.js";
 export * from "./topology.js";
+export * from "./records.js";
+export * from "./actor.js";

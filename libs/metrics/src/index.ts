@@ -1,0 +1,3 @@
+export * from "./metrics.js";
+export * from "./health-server.js";
+export { Registry } from "prom-client";

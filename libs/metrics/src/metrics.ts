@@ -1,0 +1,101 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * Every metric of the system, defined once. The seed's dotted names map as:
+ *   notifications.sent.success → notifications_sent_total{status="success"}
+ *   notifications.sent.failure → notifications_sent_total{status="failed"|"dead"}
+ *   notifications.retry.count  → notifications_retry_total
+ */
+export function createMetrics(service: string, registry = new Registry()) {
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    eventsTotal: new Counter({
+      name: "notifications_events_total",
+      help: "Events consumed by the dispatcher, by outcome (queued, duplicate, skipped, failed, rejected, republished)",
+      labelNames: ["event", "outcome"] as const,
+      registers: [registry],
+    }),
+    sentTotal: new Counter({
+      name: "notifications_sent_total",
+      help: "Sends that reached a final state, by channel and status (success, failed, dead)",
+      labelNames: ["channel", "status"] as const,
+      registers: [registry],
+    }),
+    retryTotal: new Counter({
+      name: "notifications_retry_total",
+      help: "Retryable send failures that were scheduled for another attempt",
+      labelNames: ["channel"] as const,
+      registers: [registry],
+    }),
+    dlqTotal: new Counter({
+      name: "notifications_dlq_total",
+      help: "Jobs copied to the dead-letter queue, by channel and reason",
+      labelNames: ["channel", "reason"] as const,
+      registers: [registry],
+    }),
+    duplicatesTotal: new Counter({
+      name: "notifications_duplicates_total",
+      help: "Events whose business key was already claimed by another event (not re-sent)",
+      registers: [registry],
+    }),
+    skippedTotal: new Counter({
+      name: "notifications_skipped_total",
+      help: "Events recorded as skipped, by reason (no_template, disabled)",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    rejectedTotal: new Counter({
+      name: "notifications_rejected_total",
+      help: "Events rejected before dispatch (invalid envelope), by reason",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    alertsTotal: new Counter({
+      name: "notifications_alerts_total",
+      help: "Alerts raised, by kind and channel",
+      labelNames: ["kind", "channel"] as const,
+      registers: [registry],
+    }),
+    e2eLatency: new Histogram({
+      name: "notifications_e2e_latency_seconds",
+      help: "Event occurred_at → WeChat acknowledged",
+      labelNames: ["channel"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    wechatCallDuration: new Histogram({
+      name: "wechat_call_duration_seconds",
+      help: "WeChat API call duration by errcode (or timeout / http_5xx / network)",
+      labelNames: ["api", "errcode"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    consumerPending: new Gauge({
+      name: "notifications_consumer_pending",
+      help: "Messages not yet delivered to a consumer (lag)",
+      labelNames: ["stream", "consumer"] as const,
+      registers: [registry],
+    }),
+    consumerAckPending: new Gauge({
+      name: "notifications_consumer_ack_pending",
+      help: "Messages delivered but not yet acknowledged",
+      labelNames: ["stream", "consumer"] as const,
+      registers: [registry],
+    }),
+    dlqDepth: new Gauge({
+      name: "notifications_dlq_depth",
+      help: "Messages currently held in the DLQ stream",
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: "notifications_in_flight",
+      help: "Messages being processed by this process",
+      labelNames: ["actor"] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

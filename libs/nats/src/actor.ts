@@ -1,0 +1,110 @@
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "@notify/log";
+
+/** What a handler decided; `settle()` is the one place that acks, naks or terms. */
+export type Decision =
+  | { kind: "ack"; /** wait for the server to confirm the ack (double-ack) */ confirm?: boolean }
+  | { kind: "nak"; delayMs?: number }
+  | { kind: "term" };
+
+export const Decisions = {
+  ack: (confirm = false): Decision => ({ kind: "ack", confirm }),
+  nak: (delayMs?: number): Decision => (delayMs === undefined ? { kind: "nak" } : { kind: "nak", delayMs }),
+  term: (): Decision => ({ kind: "term" }),
+} as const;
+
+export async function settle(msg: JsMsg, d: Decision): Promise<void> {
+  switch (d.kind) {
+    case "ack":
+      if (d.confirm) await msg.ackAck();
+      else msg.ack();
+      return;
+    case "nak":
+      msg.nak(d.delayMs);
+      return;
+    case "term":
+      // No reason: nats-server 2.9 ignores term("reason") and redelivers (DESIGN §2).
+      msg.term();
+      return;
+  }
+}
+
+export interface ActorOptions {
+  js: JetStreamClient;
+  stream: string;
+  consumer: string;
+  /** Messages handled at once by this process. */
+  concurrency: number;
+  handle: (msg: JsMsg) => Promise<Decision>;
+  log: Logger;
+  /** Redelivery delay after the handler throws (an infrastructure error). */
+  errorDelayMs?: number;
+  onSettled?: (d: Decision, msg: JsMsg) => void;
+}
+
+/**
+ * Pulls from a durable consumer and runs `handle` with bounded concurrency. The loop
+ * only fetches and dispatches; outcomes are decisions settled in one place. `close()`
+ * stops fetching, drains in-flight work and is idempotent.
+ */
+export class Actor {
+  private messages: ConsumerMessages | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+  private closing: Promise<void> | null = null;
+  private loop: Promise<void> | null = null;
+  private consumerRef: Consumer | null = null;
+
+  constructor(private readonly opts: ActorOptions) {}
+
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  get consumer(): Consumer | null {
+    return this.consumerRef;
+  }
+
+  async start(): Promise<void> {
+    const { js, stream, consumer, concurrency } = this.opts;
+    this.consumerRef = await js.consumers.get(stream, consumer);
+    // Buffer about twice the concurrency: enough to keep the handlers busy, small enough
+    // that buffered messages do not sit out their ack wait.
+    this.messages = await this.consumerRef.consume({ max_messages: Math.max(2, concurrency * 2) });
+    this.loop = this.run(this.messages);
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    const { concurrency } = this.opts;
+    for await (const msg of messages) {
+      if (this.inFlight.size >= concurrency) await Promise.race(this.inFlight);
+      const p: Promise<void> = this.process(msg).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    let d: Decision;
+    try {
+      d = await this.opts.handle(msg);
+    } catch (err) {
+      this.opts.log.error({ err, subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount }, "handler failed; message will be redelivered");
+      d = Decisions.nak(this.opts.errorDelayMs ?? 1000);
+    }
+    try {
+      await settle(msg, d);
+      this.opts.onSettled?.(d, msg);
+    } catch (err) {
+      // The ack timer will redeliver it; handlers are idempotent.
+      this.opts.log.warn({ err, seq: msg.seq }, "settle failed");
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.messages?.close().catch(() => undefined);
+      await this.loop?.catch(() => undefined);
+      await Promise.allSettled([...this.inFlight]);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,85 @@
+import t from "tap";
+import { connect } from "@nats-io/transport-node";
+import { NatsServer } from "@notify/nats-server";
+import { ensureTopology } from "@notify/nats";
+import { encodeJson, templateKey, type Template } from "@notify/contracts";
+import { TemplateCache, TemplateError, compileTemplate, normalizeTemplate } from "@notify/templates";
+
+const paid = (over: Partial<Template> = {}): Template => ({
+  ...normalizeTemplate({
+    event: "order.paid",
+    channel: "wechat",
+    template_id: "TPL_PAID",
+    language: "zh-CN",
+    payload_schema: { type: "object", required: ["amount", "title"], properties: { amount: { type: "number" }, title: { type: "string" } } },
+    data: { thing1: "{{title}}", amount2: { value: "¥{{amount}}", color: "#173177" } },
+    url: "https://m.example.com/orders/{{order_id}}",
+  }),
+  ...over,
+});
+
+t.test("templates - render maps data fields to WeChat keywords", async (t) => {
+  const c = compileTemplate(paid());
+  const p = c.render({ openid: "oX1", send_id: "snd_1", order_id: "O-1", data: { amount: 128.5, title: "West Lake <night> tour" } });
+  t.same(p, {
+    touser: "oX1",
+    template_id: "TPL_PAID",
+    client_msg_id: "snd_1",
+    url: "https://m.example.com/orders/O-1",
+    data: { thing1: { value: "West Lake <night> tour" }, amount2: { value: "¥128.5", color: "#173177" } },
+  });
+});
+
+t.test("templates - validate names the missing fields", async (t) => {
+  const r = compileTemplate(paid()).validate({ title: "x" });
+  t.equal(r.ok, false);
+  t.same(r.missing, ["amount"]);
+  t.ok(compileTemplate(paid()).validate({ title: "x", amount: 1 }).ok);
+});
+
+t.test("templates - a bad schema or expression is refused with the field named", async (t) => {
+  t.throws(() => compileTemplate(paid({ payload_schema: { type: "nope" } })), TemplateError);
+  const e1 = (() => { try { compileTemplate(paid({ data: { thing1: "{{#if}}" } })); } catch (e) { return e as TemplateError; } })();
+  t.equal(e1?.field, "data.thing1");
+  const e2 = (() => { try { compileTemplate(paid({ data: { thing1: "{{exec 'rm -rf'}}" } })); } catch (e) { return e as TemplateError; } })();
+  t.match(e2?.message, /unknown helper/);
+  t.throws(() => compileTemplate(paid({ url: "{{#each}}" })), { field: "url" });
+});
+
+t.test("templates - prototype access renders nothing", async (t) => {
+  const c = compileTemplate(paid({ data: { a: "[{{constructor}}][{{__proto__}}][{{title.constructor.name}}][{{lookup this '__proto__'}}]" } }));
+  t.equal(c.render({ openid: "o", data: { amount: 1, title: "t" } }).data.a?.value, "[][][][]");
+});
+
+t.test("templates - cache loads stored templates, follows edits and resolves locales", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const { buckets } = await ensureTopology(nc);
+  const kv = buckets.templates;
+  await kv.put(templateKey("order.paid", "wechat", "zh-CN"), encodeJson(paid()));
+  await kv.put(templateKey("order.paid", "wechat", "en"), encodeJson(paid({ language: "en", template_id: "TPL_EN" })));
+  await kv.put(templateKey("order.paid", "wechat", "fr"), encodeJson(paid({ language: "fr", payload_schema: { type: 12 } as never })));
+
+  const invalid: string[] = [];
+  const changes: string[] = [];
+  const cache = new TemplateCache(kv, { onInvalid: (k) => invalid.push(k), onChange: (k) => changes.push(k) });
+  await cache.start();
+  t.teardown(() => cache.stop());
+  t.equal(cache.size, 2, "two valid templates loaded before start() resolves");
+  t.same(invalid, ["order.paid.wechat.fr"], "the invalid one is reported and left out");
+
+  t.equal(cache.resolve("order.paid", "wechat", "en-US")?.template.template_id, "TPL_EN", "en-US → en");
+  t.equal(cache.resolve("order.paid", "wechat", "de-DE")?.template.template_id, "TPL_PAID", "de-DE → zh-CN");
+  t.equal(cache.resolve("order.paid", "wechat", undefined)?.template.template_id, "TPL_PAID");
+  t.equal(cache.resolve("order.cancelled", "wechat", "en"), undefined);
+
+  await kv.put(templateKey("order.paid", "wechat", "en-US"), encodeJson(paid({ language: "en-US", template_id: "TPL_US" })));
+  while (cache.resolve("order.paid", "wechat", "en-US")?.template.template_id !== "TPL_US") await new Promise((r) => setTimeout(r, 5));
+  t.pass("an edit is seen without a restart");
+  await kv.delete(templateKey("order.paid", "wechat", "en-US"));
+  while (cache.resolve("order.paid", "wechat", "en-US")?.template.template_id !== "TPL_EN") await new Promise((r) => setTimeout(r, 5));
+  t.pass("a delete falls back again");
+  t.same(cache.channelsFor("order.paid"), ["wechat"]);
+});
