@@ -3,3 +3,4 @@ export * from "./errors.js";
 export * from "./topology.js";
 export * from "./records.js";
 export * from "./actor.js";
+export * from "./jobs.js";

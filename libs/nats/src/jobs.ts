@@ -1,0 +1,58 @@
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import { headers, type MsgHdrs } from "@nats-io/transport-node";
+import { Headers, Subjects, decodeJson, encodeJson, type SendJob } from "@notify/contracts";
+
+export interface PublishJobOptions {
+  /** KV revision of the record as the publisher left it (lets the sender CAS without a read). */
+  recordRevision?: number;
+  /** Defaults to send_id; a DLQ replay uses a fresh id so the duplicate window lets it through. */
+  msgId?: string;
+  traceparent?: string | undefined;
+}
+
+/** Publishes a job on `notify.send.<channel>` with `Nats-Msg-Id` (SENDS de-duplicates it). */
+export function publishJob(js: JetStreamClient, job: SendJob, opts: PublishJobOptions = {}): Promise<PubAck> {
+  const h = headers();
+  if (opts.recordRevision !== undefined) h.set(Headers.recordRevision, String(opts.recordRevision));
+  if (opts.traceparent) h.set(Headers.traceparent, opts.traceparent);
+  h.set(Headers.sendId, job.send_id);
+  return js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: opts.msgId ?? job.send_id, headers: h });
+}
+
+/** Why and how a job reached the DLQ; carried as headers beside the unchanged job body. */
+export interface DlqMeta {
+  send_id: string;
+  attempts: number;
+  last_error: string;
+  /** `wechat_permanent`, `max_deliveries`, ... (FailReason in @notify/contracts). */
+  reason: string;
+}
+
+/**
+ * Copies a job to `notify.dlq.<channel>`. The message id is derived from the send and
+ * its attempts, so a redelivered advisory or a retried copy is stored once.
+ */
+export function publishToDlq(js: JetStreamClient, job: SendJob, meta: DlqMeta, traceparent?: string): Promise<PubAck> {
+  const h = headers();
+  h.set(Headers.sendId, meta.send_id);
+  h.set(Headers.attempts, String(meta.attempts));
+  // Header values must be one line.
+  h.set(Headers.lastError, meta.last_error.replace(/[\r\n]+/g, " ").slice(0, 1024));
+  h.set(Headers.reason, meta.reason);
+  if (traceparent) h.set(Headers.traceparent, traceparent);
+  return js.publish(Subjects.dlq(job.channel), encodeJson(job), { msgID: `dlq.${meta.send_id}.${meta.attempts}.${meta.reason}`, headers: h });
+}
+
+/** Reads the DLQ meta back from a message's headers. */
+export function readDlqMeta(h: MsgHdrs | undefined): DlqMeta {
+  return {
+    send_id: h?.get(Headers.sendId) ?? "",
+    attempts: Number(h?.get(Headers.attempts) ?? 0),
+    last_error: h?.get(Headers.lastError) ?? "",
+    reason: h?.get(Headers.reason) ?? "",
+  };
+}
+
+export function decodeJob(data: Uint8Array): SendJob {
+  return decodeJson<SendJob>(data);
+}
