@@ -4,3 +4,4 @@ export * from "./envelope.js";
 export * from "./records.js";
 export * from "./templates.js";
 export * from "./codec.js";
+export * from "./trace.js";

@@ -35,12 +35,13 @@ const RANK: Record<Status, number> = {
 
 /**
  * A record never moves backwards: final statuses are final, `retrying` never returns
- * to `queued`. The one exception is an operator's DLQ replay (dead/failed → queued),
- * which callers request explicitly.
+ * to `queued`. The one exception is a replay, requested explicitly: an operator's DLQ
+ * replay, or a new event for a business key that was never delivered (dead, failed or
+ * skipped) moves it back to `queued`. `success` and `rejected` are never replayed.
  */
 export function canTransition(from: Status | undefined, to: Status, opts: { replay?: boolean } = {}): boolean {
   if (from === undefined) return true;
-  if (opts.replay) return (from === Status.dead || from === Status.failed) && to === Status.queued;
+  if (opts.replay) return (from === Status.dead || from === Status.failed || from === Status.skipped) && to === Status.queued;
   if (FINAL_STATUSES.has(from)) return false;
   if (from === Status.retrying && to === Status.retrying) return true;
   return RANK[to] >= RANK[from];
