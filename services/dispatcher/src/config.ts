@@ -1,0 +1,24 @@
+import { Type, type Static } from "typebox";
+import { CsvList, LogEnv, MetricsEnv, NatsEnv, loadConfig } from "@notify/config";
+
+export const DispatcherConfigSchema = Type.Object({
+  ...NatsEnv,
+  ...LogEnv,
+  ...MetricsEnv,
+  /** Events handled at once by one dispatcher process. */
+  DISPATCHER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 4096, default: 256 }),
+  /** Channels this deployment sends on; SMS stays off unless listed here. */
+  CHANNELS: CsvList({ default: ["wechat"] }),
+  /** How long an idempotency claim lives (the notification_locks bucket TTL). */
+  LOCK_TTL_MS: Type.Integer({ minimum: 0, default: 30 * 24 * 3600 * 1000 }),
+  /**
+   * Test-only fault hook: exit the process right after claiming the lock and before
+   * publishing the job, to prove the redelivery rule. Never set in production.
+   */
+  DISPATCHER_FAULT: Type.Optional(Type.Enum(["exit_after_claim"])),
+});
+export type DispatcherConfig = Static<typeof DispatcherConfigSchema>;
+
+export function loadDispatcherConfig(env: NodeJS.ProcessEnv = process.env): DispatcherConfig {
+  return loadConfig(DispatcherConfigSchema, env);
+}

@@ -1,0 +1,229 @@
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import {
+  FailReason,
+  Headers,
+  SkipReason,
+  Status,
+  childTrace,
+  decodeJson,
+  encodeJson,
+  languageCandidates,
+  lockKey,
+  sendIdFor,
+  type EventEnvelope,
+  type LockValue,
+  type SendJob,
+  type SendRecord,
+} from "@notify/contracts";
+import { Decisions, RecordStore, isWrongLastSequence, publishJob, type Decision, type StoredRecord } from "@notify/nats";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import type { CompiledTemplate, TemplateCache } from "@notify/templates";
+import { parseEnvelope, rejectedRecordId } from "./envelope.js";
+
+export interface DispatcherDeps {
+  js: JetStreamClient;
+  records: RecordStore;
+  locks: KV;
+  templates: TemplateCache;
+  metrics: Metrics;
+  log: Logger;
+  channels: readonly string[];
+  /** Test-only: called after a fresh claim, before the job is published. */
+  afterClaim?: (sendId: string) => Promise<void> | void;
+}
+
+/** What happened to one channel of one event (also the metric label). */
+export type Outcome = "queued" | "republished" | "duplicate" | "skipped" | "failed" | "rejected" | "in_flight";
+
+/**
+ * The dispatcher's handler: one event in, one decision out. Business outcomes are
+ * recorded and acked; only infrastructure errors throw (and the event is redelivered).
+ */
+export function createDispatchHandler(deps: DispatcherDeps): (msg: JsMsg) => Promise<Decision> {
+  const { metrics, log } = deps;
+
+  return async (msg) => {
+    const parsed = parseEnvelope(msg.data, msg.subject);
+    if (!parsed.ok) {
+      await recordRejected(deps, msg, parsed.reason, parsed.message, parsed.errors);
+      metrics.rejectedTotal.inc({ reason: parsed.reason });
+      metrics.eventsTotal.inc({ event: "unknown", outcome: "rejected" });
+      return Decisions.ack();
+    }
+    const env = parsed.envelope;
+    const trace = childTrace(msg.headers?.get(Headers.traceparent));
+    const outcomes = await Promise.all(deps.channels.map((channel) => dispatchChannel(deps, env, channel, trace.traceparent, trace.traceId)));
+    for (const o of outcomes) metrics.eventsTotal.inc({ event: env.event, outcome: o });
+    return Decisions.ack();
+  };
+
+  async function recordRejected(d: DispatcherDeps, msg: JsMsg, reason: string, message: string, errors?: unknown[]) {
+    const msgId = msg.headers?.get(Headers.msgId) || undefined;
+    const id = rejectedRecordId(msgId, msg.seq);
+    const now = new Date().toISOString();
+    const rec: SendRecord = {
+      send_id: id,
+      event_id: msgId ?? `seq:${msg.seq}`,
+      event: msg.subject.replace(/^events\./, ""),
+      order_id: null,
+      ticket_id: null,
+      channel: "",
+      language: null,
+      template_id: null,
+      openid: null,
+      status: Status.rejected,
+      attempts: 0,
+      reason,
+      last_error: message,
+      errors: errors?.slice(0, 20),
+      occurred_at: null,
+      updated_at: now,
+    };
+    await d.records.create(rec);
+    log.warn({ send_id: id, event_id: rec.event_id, subject: msg.subject, reason, error: message }, "event rejected");
+  }
+}
+
+function baseRecord(env: EventEnvelope, channel: string, sendId: string, template: CompiledTemplate | undefined, language: string | null): SendRecord {
+  return {
+    send_id: sendId,
+    event_id: env.id,
+    event: env.event,
+    order_id: env.order_id,
+    ticket_id: env.ticket_id ?? null,
+    channel,
+    language,
+    template_id: template?.template.template_id ?? null,
+    openid: env.recipient.openid,
+    status: Status.queued,
+    attempts: 0,
+    occurred_at: env.occurred_at,
+    updated_at: new Date().toISOString(),
+  };
+}
+
+/** A final outcome that is not a send (skipped, failed schema): written once, replayable by a later event. */
+async function recordOutcome(deps: DispatcherDeps, rec: SendRecord): Promise<void> {
+  const r = await deps.records.create(rec);
+  if (r.written || !r.current) return;
+  // The key has a record already: a never-delivered one takes the newer outcome only if
+  // it is also a non-send; a queued/retrying/success record is left alone.
+  const cur = r.current.record;
+  if (cur.event_id !== rec.event_id && (cur.status === Status.skipped || (cur.status === Status.failed && cur.reason !== FailReason.permanent))) {
+    await deps.records.write(rec.send_id, (c) => (c && (c.status === Status.skipped || c.status === Status.failed) ? { ...rec, attempts: c.attempts } : null), {
+      expected: r.current,
+      replay: false,
+    }).catch(() => undefined);
+  }
+}
+
+async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel: string, traceparent: string, traceId: string): Promise<Outcome> {
+  const { templates, metrics } = deps;
+  const key = { event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, channel };
+  const sendId = sendIdFor(key);
+  const log = deps.log.child({ send_id: sendId, event_id: env.id, trace_id: traceId });
+  const template = templates.resolve(env.event, channel, env.recipient.locale);
+  const language = template?.template.language ?? languageCandidates(env.recipient.locale).at(-1)!;
+
+  if (!template || !template.template.enabled) {
+    const reason = template ? SkipReason.disabled : SkipReason.noTemplate;
+    await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, template ? language : null), status: Status.skipped, reason });
+    metrics.skippedTotal.inc({ reason });
+    log.info({ reason, event: env.event, channel }, "skipped");
+    return "skipped";
+  }
+
+  const v = template.validate(env.data);
+  if (!v.ok) {
+    const message = v.missing.length ? `missing fields: ${v.missing.join(", ")}` : v.errors.map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
+    await recordOutcome(deps, {
+      ...baseRecord(env, channel, sendId, template, language),
+      status: Status.failed,
+      reason: FailReason.schema,
+      last_error: message,
+      errors: v.errors.slice(0, 20),
+    });
+    log.warn({ reason: FailReason.schema, error: message }, "payload does not match the template schema");
+    return "failed";
+  }
+
+  let job: SendJob;
+  try {
+    job = {
+      send_id: sendId,
+      event_id: env.id,
+      event: env.event,
+      channel,
+      order_id: env.order_id,
+      ticket_id: env.ticket_id ?? null,
+      openid: env.recipient.openid,
+      language,
+      template_id: template.template.template_id,
+      occurred_at: env.occurred_at,
+      payload: template.render({ openid: env.recipient.openid, send_id: sendId, data: env.data, event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, occurred_at: env.occurred_at }),
+    };
+  } catch (err) {
+    await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason: FailReason.render, last_error: String((err as Error).message) });
+    log.warn({ err }, "render failed");
+    return "failed";
+  }
+
+  // 1. Claim the business key (create-only).
+  const claim: LockValue = { send_id: sendId, event_id: env.id, at: new Date().toISOString() };
+  const lk = lockKey(key);
+  let fresh = true;
+  try {
+    await deps.locks.create(lk, encodeJson(claim));
+  } catch (err) {
+    if (!isWrongLastSequence(err)) throw err;
+    fresh = false;
+    const held = await deps.locks.get(lk);
+    const holder = held?.operation === "PUT" ? decodeJson<LockValue>(held.value) : null;
+    if (holder && holder.event_id !== env.id) {
+      // A real duplicate: another event owns this business key.
+      metrics.duplicatesTotal.inc();
+      log.info({ holder_event_id: holder.event_id, lock: lk }, "duplicate event: not re-sent");
+      return "duplicate";
+    }
+    // Same event redelivered (a crash between claim and publish), or the lock vanished: go on.
+  }
+  if (fresh) await deps.afterClaim?.(sendId);
+
+  // 2. Record `queued` before publishing, so a fast sender's `success` is never overwritten.
+  const queued = baseRecord(env, channel, sendId, template, language);
+  let stored: StoredRecord;
+  const created = await deps.records.create(queued);
+  if (created.written) {
+    stored = { record: created.record, revision: created.revision };
+  } else {
+    const cur = created.current;
+    if (!cur) throw new Error(`record ${sendId} exists but could not be read`);
+    if (cur.record.status === Status.queued && cur.record.event_id === env.id) {
+      // Our own earlier attempt: re-publish with the same Nats-Msg-Id (SENDS de-duplicates).
+      stored = cur;
+    } else if (cur.record.status === Status.queued || cur.record.status === Status.retrying || cur.record.status === Status.success) {
+      // In flight or delivered (e.g. the lock expired): never a second send.
+      metrics.duplicatesTotal.inc();
+      log.info({ status: cur.record.status, holder_event_id: cur.record.event_id }, "business key already in flight or sent: not re-sent");
+      return cur.record.event_id === env.id ? "in_flight" : "duplicate";
+    } else {
+      // Never delivered before (skipped, failed, dead): this event gets its chance.
+      const w = await deps.records.write(sendId, () => queued, { expected: cur, replay: true });
+      if (!w.written) {
+        log.info({ status: w.current?.record.status }, "record moved on: not re-sent");
+        return "duplicate";
+      }
+      stored = { record: w.record, revision: w.revision };
+    }
+  }
+
+  // 3. Publish the job; the SENDS duplicate window makes a re-publish safe.
+  const ack = await publishJob(deps.js, job, { recordRevision: stored.revision, traceparent });
+  if (!fresh || ack.duplicate) {
+    log.info({ duplicate: ack.duplicate }, "job re-published after a redelivery");
+    return "republished";
+  }
+  return "queued";
+}

@@ -1,0 +1,75 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Consumers, Streams } from "@notify/contracts";
+import { Actor, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import { TemplateCache } from "@notify/templates";
+import { createDispatchHandler } from "./dispatch.js";
+
+export interface DispatcherServiceOptions {
+  nc: NatsConnection;
+  log: Logger;
+  metrics: Metrics;
+  channels: readonly string[];
+  concurrency: number;
+  topology?: TopologyOptions;
+  afterClaim?: (sendId: string) => Promise<void> | void;
+}
+
+export interface DispatcherService {
+  templates: TemplateCache;
+  actor: Actor;
+  ready(): Promise<boolean>;
+  /** Refreshes the consumer lag gauges (called before each /metrics scrape). */
+  refreshGauges(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Wires the dispatcher: topology, template cache (KV watch), the pull actor on EVENTS. */
+export async function startDispatcher(o: DispatcherServiceOptions): Promise<DispatcherService> {
+  const topo = await ensureTopology(o.nc, { ...o.topology, channels: o.channels, log: o.log });
+  const templates = new TemplateCache(topo.buckets.templates, {
+    onInvalid: (key, err) => o.log.error({ key, err }, "stored template does not compile; ignored"),
+    onChange: (key, op) => o.log.info({ key, op }, "template changed"),
+  });
+  await templates.start();
+  const js = jetstream(o.nc);
+  const handle = createDispatchHandler({
+    js,
+    records: new RecordStore(topo.buckets.records),
+    locks: topo.buckets.locks,
+    templates,
+    metrics: o.metrics,
+    log: o.log,
+    channels: o.channels,
+    ...(o.afterClaim ? { afterClaim: o.afterClaim } : {}),
+  });
+  const actor = new Actor({ js, stream: Streams.events, consumer: Consumers.dispatcher, concurrency: o.concurrency, handle, log: o.log });
+  await actor.start();
+  o.log.info({ templates: templates.size, channels: o.channels, concurrency: o.concurrency }, "dispatcher started");
+
+  let closing: Promise<void> | null = null;
+  return {
+    templates,
+    actor,
+    async ready() {
+      if (o.nc.isClosed()) return false;
+      await topo.jsm.consumers.info(Streams.events, Consumers.dispatcher);
+      return true;
+    },
+    async refreshGauges() {
+      const ci = await topo.jsm.consumers.info(Streams.events, Consumers.dispatcher);
+      o.metrics.consumerPending.set({ stream: Streams.events, consumer: Consumers.dispatcher }, ci.num_pending);
+      o.metrics.consumerAckPending.set({ stream: Streams.events, consumer: Consumers.dispatcher }, ci.num_ack_pending);
+      o.metrics.inFlight.set({ actor: "dispatcher" }, actor.busy);
+    },
+    close() {
+      closing ??= (async () => {
+        await actor.close();
+        await templates.stop();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import type { SendJob } from "@notify/contracts";
+
+/**
+ * What a provider said about one send, classified. The sender turns it into a decision:
+ * success → ack; retryable → nak with backoff; permanent → DLQ + term; quota → park.
+ */
+export type SendOutcome =
+  | { kind: "success"; providerMsgId?: string; code: string }
+  | { kind: "retryable" | "permanent" | "quota"; code: string; error: string };
+
+/**
+ * A delivery channel. WeChat is the one implemented; SMS can be added as another
+ * implementation and enabled per deployment (it is off by default).
+ */
+export interface Channel {
+  readonly name: string;
+  send(job: SendJob): Promise<SendOutcome>;
+  close(): Promise<void>;
+}

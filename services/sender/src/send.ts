@@ -1,0 +1,166 @@
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+import {
+  FINAL_STATUSES,
+  FailReason,
+  Headers,
+  Status,
+  Subjects,
+  encodeJson,
+  parseTraceparent,
+  type SendJob,
+  type SendRecord,
+  type SentFact,
+} from "@notify/contracts";
+import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, type Decision, type StoredRecord } from "@notify/nats";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import type { Channel } from "./channels/channel.js";
+import { retryDelay, type RetryPolicy } from "./retry.js";
+
+/** A job parked for a provider quota carries the attempts already made and when to try again. */
+export const PARK_HEADERS = { notBefore: "Notify-Not-Before", attemptsBefore: "Notify-Attempts-Before" } as const;
+
+export interface SenderDeps {
+  js: JetStreamClient;
+  records: RecordStore;
+  channel: Channel;
+  metrics: Metrics;
+  log: Logger;
+  retry: RetryPolicy;
+  /** How long a job waits after the provider's daily quota is exhausted (45009). */
+  quotaParkMs: number;
+  onAlert?: (kind: "quota_exceeded", channel: string, message: string) => void;
+}
+
+/** The queued record as the dispatcher wrote it, rebuilt from the job (for a CAS without a read). */
+export function recordFromJob(job: SendJob): SendRecord {
+  return {
+    send_id: job.send_id,
+    event_id: job.event_id,
+    event: job.event,
+    order_id: job.order_id,
+    ticket_id: job.ticket_id,
+    channel: job.channel,
+    language: job.language,
+    template_id: job.template_id,
+    openid: job.openid,
+    status: Status.queued,
+    attempts: 0,
+    occurred_at: job.occurred_at,
+    updated_at: new Date().toISOString(),
+  };
+}
+
+/**
+ * The sender's handler: one job, one provider call at most, one decision. The
+ * attempt number is the consumer's delivery count (plus attempts made before a park).
+ */
+export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Decision> {
+  const { records, channel, metrics } = deps;
+  const ch = channel.name;
+
+  return async (msg) => {
+    const job = decodeJob(msg.data);
+    const h = msg.headers;
+    const delivery = msg.info.deliveryCount;
+    const before = Number(h?.get(PARK_HEADERS.attemptsBefore) || 0);
+    const notBefore = Number(h?.get(PARK_HEADERS.notBefore) || 0);
+    // A parked copy spends its first delivery waiting for the quota to reset.
+    const attempts = before + (notBefore ? Math.max(1, delivery - 1) : delivery);
+    const trace = parseTraceparent(h?.get(Headers.traceparent));
+    const log = deps.log.child({ send_id: job.send_id, attempts, ...(trace ? { trace_id: trace.traceId } : {}) });
+
+    if (notBefore > Date.now()) return Decisions.nak(notBefore - Date.now());
+
+    // First delivery of a fresh job: trust the revision the dispatcher recorded (no KV read).
+    // Any redelivery reads the record: success there means we crashed after sending.
+    let expected: StoredRecord | undefined;
+    const rev = Number(h?.get(Headers.recordRevision) || 0);
+    if (delivery === 1 && before === 0 && rev > 0) {
+      expected = { record: recordFromJob(job), revision: rev };
+    } else {
+      const cur = await records.get(job.send_id);
+      if (cur && FINAL_STATUSES.has(cur.record.status)) {
+        log.info({ status: cur.record.status }, "record already final: job dropped without a send");
+        return Decisions.ack();
+      }
+      expected = cur ?? undefined;
+    }
+
+    const outcome = await channel.send(job);
+    const now = new Date();
+
+    if (outcome.kind === "success") {
+      const w = await records.write(
+        job.send_id,
+        (c) => ({ ...(c ?? recordFromJob(job)), status: Status.success, attempts, sent_at: now.toISOString(), wechat_msgid: outcome.providerMsgId, last_error: undefined, updated_at: now.toISOString() }),
+        expected ? { expected } : {},
+      );
+      if (w.written) {
+        const fact: SentFact = { send_id: job.send_id, event_id: job.event_id, event: job.event, channel: ch, order_id: job.order_id, ticket_id: job.ticket_id, attempts, sent_at: now.toISOString(), ...(outcome.providerMsgId ? { wechat_msgid: outcome.providerMsgId } : {}) };
+        await deps.js.publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${job.send_id}`, headers: traceHeaders(h?.get(Headers.traceparent)) });
+        metrics.sentTotal.inc({ channel: ch, status: Status.success });
+        const occurred = Date.parse(job.occurred_at);
+        if (Number.isFinite(occurred)) metrics.e2eLatency.observe({ channel: ch }, Math.max(0, now.getTime() - occurred) / 1000);
+      }
+      // Double-ack: the job must not come back once the record says success.
+      return Decisions.ack(true);
+    }
+
+    if (outcome.kind === "permanent") {
+      const error = `${outcome.code}: ${outcome.error}`;
+      // Copy to the DLQ before term(): a terminated job leaves SENDS for good.
+      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent }, h?.get(Headers.traceparent));
+      const w = await records.write(
+        job.send_id,
+        (c) => ({ ...(c ?? recordFromJob(job)), status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, updated_at: now.toISOString() }),
+        expected ? { expected } : {},
+      );
+      if (w.written) {
+        await deps.js.publish(Subjects.failed, encodeJson({ ...w.record }), { msgID: `failed.${job.send_id}.${attempts}` });
+        metrics.sentTotal.inc({ channel: ch, status: Status.failed });
+        metrics.dlqTotal.inc({ channel: ch, reason: FailReason.permanent });
+      }
+      log.warn({ code: outcome.code, error: outcome.error }, "permanent failure: copied to the DLQ");
+      return Decisions.term();
+    }
+
+    const error = `${outcome.code}: ${outcome.error}`;
+    await records.write(
+      job.send_id,
+      (c) => ({ ...(c ?? recordFromJob(job)), status: Status.retrying, attempts, last_error: error, updated_at: now.toISOString() }),
+      expected ? { expected } : {},
+    );
+
+    if (outcome.kind === "quota") {
+      // The daily quota is exhausted: park a copy with its own delivery budget instead of
+      // burning this one's retries; the original is acked.
+      await park(deps, job, attempts, h?.get(Headers.traceparent));
+      deps.onAlert?.("quota_exceeded", ch, error);
+      log.warn({ code: outcome.code, park_ms: deps.quotaParkMs }, "provider quota exhausted: job parked");
+      return Decisions.ack(true);
+    }
+
+    metrics.retryTotal.inc({ channel: ch });
+    const delay = retryDelay(attempts, deps.retry);
+    if (delivery >= SENDER_MAX_DELIVER) log.warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
+    else log.info({ code: outcome.code, error: outcome.error, retry_in_ms: delay }, "retryable failure");
+    return Decisions.nak(delay);
+  };
+}
+
+function traceHeaders(traceparent: string | null | undefined) {
+  const h = headers();
+  if (traceparent) h.set(Headers.traceparent, traceparent);
+  return h;
+}
+
+async function park(deps: SenderDeps, job: SendJob, attempts: number, traceparent: string | null | undefined): Promise<void> {
+  const h = traceHeaders(traceparent);
+  const notBefore = Date.now() + deps.quotaParkMs;
+  h.set(PARK_HEADERS.notBefore, String(notBefore));
+  h.set(PARK_HEADERS.attemptsBefore, String(attempts));
+  h.set(Headers.sendId, job.send_id);
+  await deps.js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: `${job.send_id}.park.${attempts}`, headers: h });
+}

@@ -1,0 +1,77 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
+import { Actor, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import type { Channel } from "./channels/channel.js";
+import type { RetryPolicy } from "./retry.js";
+import { createSendHandler } from "./send.js";
+
+export interface SenderServiceOptions {
+  nc: NatsConnection;
+  log: Logger;
+  metrics: Metrics;
+  channel: Channel;
+  concurrency: number;
+  retry: RetryPolicy;
+  quotaParkMs: number;
+  topology?: TopologyOptions;
+}
+
+export interface SenderService {
+  actor: Actor;
+  ready(): Promise<boolean>;
+  refreshGauges(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One sender replica: a pull actor on `sender-<channel>`, shared with every other replica. */
+export async function startSender(o: SenderServiceOptions): Promise<SenderService> {
+  const ch = o.channel.name;
+  const topo = await ensureTopology(o.nc, { ...o.topology, channels: [...new Set([...(o.topology?.channels ?? []), ch])], log: o.log });
+  const js = jetstream(o.nc);
+  const consumer = Consumers.sender(ch);
+  const handle = createSendHandler({
+    js,
+    records: new RecordStore(topo.buckets.records),
+    channel: o.channel,
+    metrics: o.metrics,
+    log: o.log,
+    retry: o.retry,
+    quotaParkMs: o.quotaParkMs,
+    onAlert: (kind, channel, message) => {
+      const fact: AlertFact = { kind, channel, message, value: 1, threshold: 1, at: new Date().toISOString() };
+      o.metrics.alertsTotal.inc({ kind, channel });
+      o.log.error({ alert: fact }, "alert");
+      // One alert per park window is enough: the message id de-duplicates within 2 minutes.
+      js.publish(Subjects.alert, encodeJson(fact), { msgID: `alert.${kind}.${channel}.${Math.floor(Date.now() / 120_000)}` }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
+    },
+  });
+  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log });
+  await actor.start();
+  o.log.info({ channel: ch, consumer, concurrency: o.concurrency }, "sender started");
+
+  let closing: Promise<void> | null = null;
+  return {
+    actor,
+    async ready() {
+      if (o.nc.isClosed()) return false;
+      await topo.jsm.consumers.info(Streams.sends, consumer);
+      return true;
+    },
+    async refreshGauges() {
+      const ci = await topo.jsm.consumers.info(Streams.sends, consumer);
+      o.metrics.consumerPending.set({ stream: Streams.sends, consumer }, ci.num_pending);
+      o.metrics.consumerAckPending.set({ stream: Streams.sends, consumer }, ci.num_ack_pending);
+      o.metrics.inFlight.set({ actor: consumer }, actor.busy);
+    },
+    close() {
+      closing ??= (async () => {
+        await actor.close();
+        await o.channel.close();
+      })();
+      return closing;
+    },
+  };
+}
