@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// `npm start`: the whole system on one machine. Builds if needed, starts nats-server
+// (JetStream, data under ./data), the WeChat simulator (unless a real app is configured),
+// the gateway, the dispatcher, two senders and the DLQ monitor, seeds example templates
+// and prints the Swagger UI URL with the local API key. Ctrl-C drains and stops it all.
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const env = process.env;
+const dataDir = path.resolve(root, env.DATA_DIR ?? "data");
+const ports = {
+  nats: Number(env.LOCAL_NATS_PORT ?? 4222),
+  gateway: Number(env.GATEWAY_PORT ?? 3000),
+  simulator: Number(env.SIM_PORT ?? 8090),
+  metrics: Number(env.LOCAL_METRICS_PORT ?? 9464),
+};
+const children = [];
+let stopping = false;
+
+function say(msg) {
+  process.stdout.write(`\x1b[1m[start]\x1b[0m ${msg}\n`);
+}
+
+function build() {
+  say("building (tsc -b)…");
+  const r = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-b"], { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error("build failed: run `npm ci` first if node_modules is missing");
+    process.exit(1);
+  }
+}
+
+const COLORS = [36, 35, 33, 32, 34, 31, 96];
+function run(name, args, extraEnv) {
+  const color = COLORS[children.length % COLORS.length];
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
+  }
+  child.on("exit", (code, signal) => {
+    if (!stopping) {
+      say(`${name} exited (${signal ?? code}); stopping everything`);
+      void stop(1);
+    }
+  });
+  children.push({ name, child });
+  return child;
+}
+
+function runBinary(name, bin, args) {
+  const color = COLORS[children.length % COLORS.length];
+  const child = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
+  }
+  child.on("exit", (code, signal) => {
+    if (!stopping) {
+      say(`${name} exited (${signal ?? code}); stopping everything`);
+      void stop(1);
+    }
+  });
+  children.push({ name, child });
+  return child;
+}
+
+async function waitHttp(url, what, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become ready at ${url}`);
+}
+
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  say("stopping: services drain in-flight work first…");
+  // Services first (they drain), NATS last.
+  const order = [...children].reverse();
+  for (const { name, child } of order) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill("SIGTERM");
+    await Promise.race([new Promise((r) => child.once("exit", r)), new Promise((r) => setTimeout(r, 15_000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    say(`${name} stopped`);
+  }
+  process.exit(code);
+}
+
+function localApiKey() {
+  if (env.GATEWAY_API_KEYS) return env.GATEWAY_API_KEYS.split(",")[0].trim();
+  const file = path.join(dataDir, "local-api-key");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const key = `local-${randomBytes(18).toString("base64url")}`;
+  writeFileSync(file, key + "\n", { mode: 0o600 });
+  return key;
+}
+
+async function seedTemplates(base, key) {
+  const templates = JSON.parse(readFileSync(path.join(root, "scripts/example-templates.json"), "utf8"));
+  const auth = { authorization: `Bearer ${key}` };
+  const existing = await (await fetch(`${base}/notifications/templates`, { headers: auth })).json();
+  const have = new Set((existing.items ?? existing).map((t) => `${t.event}.${t.channel}.${t.language}`));
+  let seeded = 0;
+  for (const t of templates) {
+    if (have.has(`${t.event}.${t.channel}.${t.language}`)) continue; // keep admins' edits across restarts
+    const r = await fetch(`${base}/notifications/templates`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(t) });
+    if (!r.ok) throw new Error(`seeding ${t.event}/${t.language} failed: ${r.status} ${await r.text()}`);
+    seeded++;
+  }
+  say(`templates: ${seeded} seeded, ${have.size} already present`);
+}
+
+async function main() {
+  mkdirSync(dataDir, { recursive: true });
+  if (env.SKIP_BUILD !== "1") build();
+  const { ensureNatsServer } = await import(path.join(root, "libs/nats-server/dist/index.js"));
+
+  let natsUrl = env.NATS_URL;
+  if (!natsUrl) {
+    const bin = ensureNatsServer({ log: say });
+    const conf = path.join(dataDir, "nats.conf");
+    // sync_interval: see deploy/nats/local.conf for the durability trade-off.
+    writeFileSync(
+      conf,
+      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.nats + 4000}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, sync_interval: "1s" }`].join("\n") + "\n",
+    );
+    runBinary("nats", bin, ["-c", conf]);
+    natsUrl = `nats://127.0.0.1:${ports.nats}`;
+    await waitHttp(`http://127.0.0.1:${ports.nats + 4000}/healthz?js-enabled-only=true`, "nats-server");
+  }
+  say(`NATS at ${natsUrl}`);
+
+  const realWeChat = Boolean(env.WECHAT_APP_ID && env.WECHAT_APP_SECRET && !env.WECHAT_API_BASE?.includes("127.0.0.1"));
+  let wechatEnv = {};
+  if (realWeChat) {
+    say(`WeChat: the real API (${env.WECHAT_API_BASE ?? "https://api.weixin.qq.com"}) with app ${env.WECHAT_APP_ID}`);
+  } else {
+    const sim = { WECHAT_APP_ID: "wx-local-simulator", WECHAT_APP_SECRET: "local-simulator-secret" };
+    run("simulator", ["tools/wechat-simulator/dist/main.js"], { ...sim, SIM_PORT: String(ports.simulator), SIM_HOST: "127.0.0.1" });
+    wechatEnv = { ...sim, WECHAT_API_BASE: `http://127.0.0.1:${ports.simulator}` };
+    await waitHttp(`http://127.0.0.1:${ports.simulator}/_sim/stats`, "WeChat simulator");
+    say(`WeChat: simulator at http://127.0.0.1:${ports.simulator} (deliveries: /_sim/messages)`);
+  }
+
+  const key = localApiKey();
+  const common = { NATS_URL: natsUrl, LOG_LEVEL: env.LOG_LEVEL ?? "info", ...wechatEnv };
+  run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key });
+  run("dispatcher", ["services/dispatcher/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics), METRICS_HOST: "127.0.0.1" });
+  run("sender-1", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 1), METRICS_HOST: "127.0.0.1" });
+  run("sender-2", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 2), METRICS_HOST: "127.0.0.1" });
+  run("dlq-monitor", ["services/dlq-monitor/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 3), METRICS_HOST: "127.0.0.1" });
+
+  const base = `http://127.0.0.1:${ports.gateway}`;
+  await waitHttp(`${base}/readyz`, "gateway");
+  for (let i = 0; i < 4; i++) await waitHttp(`http://127.0.0.1:${ports.metrics + i}/readyz`, "workers");
+  await seedTemplates(base, key);
+
+  say("─".repeat(60));
+  say(`Swagger UI:  ${base}/docs`);
+  say(`API key:     ${key}   (Authorize → Bearer)`);
+  say(`Publish one: npm run publish:example -- order.paid`);
+  say(`Metrics:     ${base}/metrics, http://127.0.0.1:${ports.metrics}..${ports.metrics + 3}/metrics`);
+  say("Ctrl-C stops everything (data stays in ./data).");
+  say("─".repeat(60));
+  if (env.START_READY_FILE) writeFileSync(env.START_READY_FILE, JSON.stringify({ gateway: base, apiKey: key, natsUrl, simulator: realWeChat ? null : `http://127.0.0.1:${ports.simulator}` }));
+}
+
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+main().catch((err) => {
+  console.error(`[start] ${err.message}`);
+  void stop(1);
+});
