@@ -1,0 +1,135 @@
+import type { ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import { FaultBook } from "./faults.js";
+import { MessageLog } from "./messages.js";
+import { TokenIssuer } from "./tokens.js";
+
+export interface SimulatorOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  host?: string;
+  /** The one app the simulator knows (defaults match @notify/config's WeChat defaults). */
+  appId?: string;
+  appSecret?: string;
+  /** Lifetime of issued access tokens, seconds (default 7200, as WeChat). */
+  tokenTtlSec?: number;
+  /** `touser + client_msg_id` de-duplication window (default 10 minutes, as WeChat). */
+  dedupWindowMs?: number;
+  /** Latency added to every WeChat API answer, ms (default 0). */
+  latencyMs?: number;
+  /** Accepted messages kept in memory; the oldest tenth is dropped at the cap (default 1,000,000). */
+  maxMessages?: number;
+}
+
+export type ResolvedOptions = Required<SimulatorOptions>;
+
+export const DEFAULT_APP_ID = "wx-local-simulator";
+export const DEFAULT_APP_SECRET = "local-simulator-secret";
+
+export function resolveOptions(o: SimulatorOptions): ResolvedOptions {
+  return {
+    port: o.port ?? 0,
+    host: o.host ?? "127.0.0.1",
+    appId: o.appId ?? DEFAULT_APP_ID,
+    appSecret: o.appSecret ?? DEFAULT_APP_SECRET,
+    tokenTtlSec: o.tokenTtlSec ?? 7200,
+    dedupWindowMs: o.dedupWindowMs ?? 10 * 60_000,
+    latencyMs: o.latencyMs ?? 0,
+    maxMessages: o.maxMessages ?? 1_000_000,
+  };
+}
+
+/** Counters since start or the last reset. */
+export interface SimStats {
+  /** Messages accepted and recorded (deliveries). */
+  accepted: number;
+  /** Sends answered with the msgid of an earlier message (same touser + client_msg_id): not delivered again. */
+  duplicates: number;
+  /** Sends that delivered nothing: an errcode, an HTTP error, a dropped or unanswered call. */
+  failed: number;
+  /** Calls to cgi-bin/message/template/send. */
+  sendCalls: number;
+  /** Sends refused for their access token (41001, 40001, 42001). */
+  tokenRejections: number;
+  /** Calls to cgi-bin/token. */
+  tokenCalls: number;
+  /** Calls to cgi-bin/stable_token. */
+  stableTokenCalls: number;
+  /** stable_token calls with force_refresh. */
+  forceRefreshes: number;
+  /** New access tokens minted by either token endpoint. */
+  tokensIssued: number;
+  /** Connections destroyed by a drop fault. */
+  dropped: number;
+  /** Calls left unanswered by a timeout fault. */
+  timedOut: number;
+  /** Faults currently set. */
+  activeFaults: number;
+  /** Messages held in memory. */
+  messagesHeld: number;
+}
+
+type Counters = Omit<SimStats, "activeFaults" | "messagesHeld">;
+
+function zero(): Counters {
+  return { accepted: 0, duplicates: 0, failed: 0, sendCalls: 0, tokenRejections: 0, tokenCalls: 0, stableTokenCalls: 0, forceRefreshes: 0, tokensIssued: 0, dropped: 0, timedOut: 0 };
+}
+
+/** Everything the simulator knows; the HTTP routes and the in-process API both act on it. */
+export class SimState {
+  readonly faults = new FaultBook();
+  readonly log: MessageLog;
+  readonly tokens: TokenIssuer;
+  counters: Counters = zero();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly hanging = new Set<ServerResponse>();
+  private closed = false;
+
+  constructor(readonly cfg: ResolvedOptions) {
+    this.log = new MessageLog(cfg.dedupWindowMs, cfg.maxMessages);
+    this.tokens = new TokenIssuer(cfg.tokenTtlSec * 1000);
+  }
+
+  /** Epoch ms with sub-millisecond precision, never decreasing. */
+  now(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
+  stats(): SimStats {
+    return { ...this.counters, activeFaults: this.faults.size, messagesHeld: this.log.size };
+  }
+
+  /** Clears messages, de-duplication, counters and faults. Issued tokens stay valid so running clients go on. */
+  reset(): void {
+    this.log.reset();
+    this.faults.clear();
+    this.counters = zero();
+  }
+
+  /** Runs `fn` after `ms`, or now; pending runs are cancelled by close(). */
+  after(ms: number, fn: () => void): void {
+    if (ms <= 0 || this.closed) {
+      if (!this.closed) fn();
+      return;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Leaves a response unanswered until the client gives up or the simulator closes. */
+  hang(res: ServerResponse): void {
+    this.hanging.add(res);
+    res.once("close", () => this.hanging.delete(res));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const res of this.hanging) res.destroy();
+    this.hanging.clear();
+  }
+}
