@@ -1,0 +1,74 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
+import type { Logger } from "@notify/log";
+import { createMetrics, type Metrics } from "@notify/metrics";
+import { createKeyVerifier } from "./auth.js";
+import type { GatewaySettings } from "./config.js";
+import { createGatewayMetrics } from "./metrics.js";
+import authPlugin from "./plugins/auth.js";
+import errorHandler from "./plugins/error-handler.js";
+import httpMetrics from "./plugins/http-metrics.js";
+import security from "./plugins/security.js";
+import servicesPlugin from "./plugins/services.js";
+import swaggerPlugin from "./plugins/swagger.js";
+import dlqRoutes from "./routes/dlq.js";
+import eventRoutes from "./routes/events.js";
+import healthRoutes from "./routes/health.js";
+import previewRoutes from "./routes/preview.js";
+import sendRoutes from "./routes/sends.js";
+import templateRoutes from "./routes/templates.js";
+
+export interface AppDeps {
+  nc: NatsConnection;
+  /** From ensureTopology (main) or the test's own topology. */
+  topology: { jsm: JetStreamManager; buckets: { templates: KV; records: KV } };
+  settings: GatewaySettings;
+  /** pino logger (redacts authorization headers); silent when absent. */
+  log?: Logger;
+  /** Shared metric definitions; a fresh registry when absent. */
+  metrics?: Metrics;
+}
+
+export type GatewayApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** Fastify's own JSON body limit for everything but the event ingress (which has its own). */
+const BODY_LIMIT = 256 * 1024;
+
+/**
+ * The gateway as a Fastify instance built from plugins, in order: the error handler,
+ * external wrappers (security headers, rate limit, OpenAPI + Swagger UI), app services as
+ * named decorators (metrics, auth, NATS-backed stores), then routes. Call `ready()` or
+ * `listen()`; closing the app does not close the NATS connection (its owner does).
+ */
+export function buildApp(deps: AppDeps): GatewayApp {
+  const loggerInstance: FastifyBaseLogger | undefined = deps.log;
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: BODY_LIMIT,
+    // Unknown fields in a template are a mistake to report (400), not to drop silently.
+    ajv: { customOptions: { removeAdditional: false } },
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const metrics = deps.metrics ?? createMetrics("gateway");
+  const gatewayMetrics = createGatewayMetrics(metrics.registry);
+  const verifier = createKeyVerifier(deps.settings.apiKeys, deps.settings.auth === "on");
+
+  void app.register(errorHandler);
+  void app.register(security, { rateLimitPerMinute: deps.settings.rateLimitPerMinute, verifier });
+  void app.register(swaggerPlugin);
+  void app.register(httpMetrics, { metrics: gatewayMetrics });
+  void app.register(authPlugin, { verifier });
+  void app.register(servicesPlugin, { nc: deps.nc, jsm: deps.topology.jsm, buckets: deps.topology.buckets, metrics, gatewayMetrics });
+
+  void app.register(healthRoutes);
+  void app.register(templateRoutes);
+  void app.register(previewRoutes);
+  void app.register(sendRoutes);
+  void app.register(dlqRoutes);
+  void app.register(eventRoutes);
+  return app;
+}

@@ -1,0 +1,42 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+import fp from "fastify-plugin";
+import { HttpError, errorCode } from "../errors.js";
+
+/** NATS client errors that mean "the bus is not reachable right now", not a bug. */
+const UNAVAILABLE = new Set(["TimeoutError", "NoRespondersError", "ClosedConnectionError", "ConnectionError", "DrainingConnectionError"]);
+
+/**
+ * The one error handler: 4xx carry `{ error, message, details? }`; 5xx are logged with
+ * their cause and answered without internals.
+ */
+async function errorHandler(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((err: FastifyError | HttpError | Error, request, reply) => {
+    if (err instanceof HttpError) {
+      return reply.code(err.statusCode).send({ error: err.error, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) });
+    }
+    const e = err as FastifyError;
+    if (e.validation) {
+      return reply.code(400).send({
+        error: "bad_request",
+        message: e.message,
+        details: e.validation.map((v) => ({ in: e.validationContext, path: v.instancePath, message: v.message, keyword: v.keyword, params: v.params })),
+      });
+    }
+    const status = typeof e.statusCode === "number" ? e.statusCode : 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: errorCode(status), message: e.message });
+    }
+    if (UNAVAILABLE.has(e.name)) {
+      request.log.error({ err }, "NATS unavailable");
+      return reply.code(503).send({ error: "service_unavailable", message: "the message bus is unavailable; retry later" });
+    }
+    request.log.error({ err }, "request failed");
+    return reply.code(500).send({ error: "internal_error", message: "internal server error" });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}` });
+  });
+}
+
+export default fp(errorHandler, { name: "error-handler", fastify: "5.x" });

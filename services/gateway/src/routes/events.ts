@@ -1,0 +1,33 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { EventEnvelopeSchema, MAX_ENVELOPE_BYTES } from "@notify/contracts";
+import { errors } from "../schemas/common.js";
+import { PublishResponse, TraceHeaders } from "../schemas/events.js";
+import { publishEvent } from "../services/events.js";
+
+/** HTTP ingress for publishers without a NATS client (and for k6). */
+const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    "/notifications/events",
+    {
+      bodyLimit: MAX_ENVELOPE_BYTES,
+      schema: {
+        tags: ["Events"],
+        summary: "Publish a business event onto events.<event> (Nats-Msg-Id = id)",
+        description: `Validates the envelope and publishes it; a re-post of the same id within JetStream's duplicate window is stored once (duplicate: true). Bodies above ${MAX_ENVELOPE_BYTES} bytes get 413.`,
+        headers: TraceHeaders,
+        body: EventEnvelopeSchema,
+        response: { 202: PublishResponse, ...errors(400, 413, 503) },
+      },
+    },
+    async (request, reply) => {
+      const res = await publishEvent(app.notify.js, request.body, request.headers.traceparent);
+      app.notify.gatewayMetrics.eventsPublished.inc({ event: request.body.event, duplicate: String(res.duplicate) });
+      return reply
+        .code(202)
+        .header("traceparent", res.traceparent)
+        .send({ id: res.id, subject: res.subject, seq: res.seq, duplicate: res.duplicate });
+    },
+  );
+};
+
+export default eventRoutes;

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { languageCandidates, sendIdFor } from "@notify/contracts";
+import { notFound, unprocessable } from "../errors.js";
+import { errors } from "../schemas/common.js";
+import { PreviewBody, PreviewResponse } from "../schemas/preview.js";
+
+/** The exact payload the dispatcher would send, rendered by the dispatcher's own code. */
+const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    "/notifications/preview",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "Render notification payload for QA",
+        description:
+          "Resolves the template like the dispatcher (locale exact → language → zh-CN), validates `data` against its " +
+          "payload_schema and renders the WeChat payload. 404 when no template matches; 422 with the ajv errors when `data` misses fields.",
+        body: PreviewBody,
+        response: { 200: PreviewResponse, ...errors(400, 404, 422) },
+      },
+    },
+    async (request) => {
+      const { event, data, language, openid = "PREVIEW_OPENID", order_id, ticket_id } = request.body;
+      const channel = request.body.channel ?? "wechat";
+      const compiled = await app.notify.templates.resolve(event, channel, language);
+      if (!compiled) {
+        throw notFound(`no template for ${event} on ${channel} in ${languageCandidates(language).join(", ")}`);
+      }
+      const v = compiled.validate(data);
+      if (!v.ok) {
+        throw unprocessable("data does not satisfy the template's payload_schema", { missing: v.missing, errors: v.errors });
+      }
+      const sendId = order_id ? sendIdFor({ event, order_id, ticket_id: ticket_id ?? null, channel }) : undefined;
+      const payload = compiled.render({
+        openid,
+        data,
+        event,
+        ...(sendId ? { send_id: sendId } : {}),
+        ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}),
+      });
+      const t = compiled.template;
+      return {
+        payload,
+        template: { event: t.event, channel: t.channel, language: t.language, template_id: t.template_id, enabled: t.enabled, revision: compiled.revision },
+        ...(sendId ? { send_id: sendId } : {}),
+        would_send: t.enabled,
+      };
+    },
+  );
+};
+
+export default previewRoutes;

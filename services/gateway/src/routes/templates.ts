@@ -1,0 +1,128 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { templateKey } from "@notify/contracts";
+import { notFound } from "../errors.js";
+import { ConditionalHeaders, NoContent, errors } from "../schemas/common.js";
+import {
+  TemplateBody,
+  TemplateHistoryResponse,
+  TemplateListQuery,
+  TemplateListResponse,
+  TemplateParams,
+  StoredTemplateSchema,
+  TemplateWriteResponse,
+} from "../schemas/templates.js";
+import { parseRevisionHeader, type StoredTemplate } from "../services/template-store.js";
+import type { Template } from "@notify/contracts";
+
+const etag = (revision: number) => `"${revision}"`;
+const view = (s: StoredTemplate): Template & { revision: number } => ({ ...s.template, revision: s.revision });
+
+/** The seed's template routes plus get / delete / history of one template. */
+const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    "/notifications/templates",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "Upsert notification templates and channel config",
+        description:
+          "Keyed by (event, channel, language). `payload_schema` must compile with ajv and every Handlebars expression in " +
+          "`data`, `url` and `miniprogram.pagepath` must compile, else 400 naming the part. Send the ETag you read as " +
+          "`If-Match` to make sure nobody edited it meanwhile (412 otherwise); `If-None-Match: *` creates only.",
+        headers: ConditionalHeaders,
+        body: TemplateBody,
+        response: {
+          200: TemplateWriteResponse("Updated"),
+          201: TemplateWriteResponse("Created"),
+          ...errors(400, 412),
+        },
+      },
+    },
+    async (request, reply) => {
+      const ifMatch = parseRevisionHeader("If-Match", request.headers["if-match"]);
+      const ifNoneMatch = parseRevisionHeader("If-None-Match", request.headers["if-none-match"]);
+      const saved = await app.notify.templates.upsert(request.body, { ifMatch, ifNoneMatch: ifNoneMatch === "*" });
+      request.log.info({ key: templateKey(saved.template.event, saved.template.channel, saved.template.language), revision: saved.revision, created: saved.created }, "template saved");
+      return reply
+        .code(saved.created ? 201 : 200)
+        .header("etag", etag(saved.revision))
+        .send({ template: view(saved), created: saved.created });
+    },
+  );
+
+  app.get(
+    "/notifications/templates",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "List configured notification templates",
+        querystring: TemplateListQuery,
+        response: { 200: TemplateListResponse, ...errors(400) },
+      },
+    },
+    async (request) => {
+      const items = (await app.notify.templates.list(request.query)).map(view);
+      return { items, count: items.length };
+    },
+  );
+
+  app.get(
+    "/notifications/templates/:event/:channel/:language",
+    {
+      schema: {
+        tags: ["Templates"],
+        summary: "Get one template (ETag = its revision)",
+        params: TemplateParams,
+        response: { 200: StoredTemplateSchema, ...errors(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { event, channel, language } = request.params;
+      const key = templateKey(event, channel, language);
+      const stored = await app.notify.templates.get(key);
+      if (!stored) throw notFound(`no template ${key}`);
+      return reply.header("etag", etag(stored.revision)).send(view(stored));
+    },
+  );
+
+  app.delete(
+    "/notifications/templates/:event/:channel/:language",
+    {
+      schema: {
+        tags: ["Templates"],
+        summary: "Delete one template (If-Match honoured); events then fall back or are recorded skipped",
+        params: TemplateParams,
+        headers: ConditionalHeaders,
+        response: { 204: NoContent, ...errors(400, 404, 412) },
+      },
+    },
+    async (request, reply) => {
+      const { event, channel, language } = request.params;
+      const key = templateKey(event, channel, language);
+      await app.notify.templates.remove(key, { ifMatch: parseRevisionHeader("If-Match", request.headers["if-match"]) });
+      request.log.info({ key }, "template deleted");
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    "/notifications/templates/:event/:channel/:language/history",
+    {
+      schema: {
+        tags: ["Templates"],
+        summary: "Edit history of one template (the KV history)",
+        params: TemplateParams,
+        response: { 200: TemplateHistoryResponse, ...errors(400, 404) },
+      },
+    },
+    async (request) => {
+      const { event, channel, language } = request.params;
+      const key = templateKey(event, channel, language);
+      const items = await app.notify.templates.history(key);
+      if (items.length === 0) throw notFound(`no template ${key}`);
+      return { key, items };
+    },
+  );
+};
+
+export default templateRoutes;

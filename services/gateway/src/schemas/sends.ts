@@ -1,0 +1,47 @@
+import { Type } from "typebox";
+import { CHANNELS, EVENT_TYPES, Status } from "@notify/contracts";
+
+export const SendRecordSchema = Type.Object(
+  {
+    send_id: Type.String(),
+    event_id: Type.String(),
+    event: Type.String(),
+    order_id: Type.Union([Type.String(), Type.Null()]),
+    ticket_id: Type.Union([Type.String(), Type.Null()]),
+    channel: Type.String(),
+    language: Type.Union([Type.String(), Type.Null()]),
+    template_id: Type.Union([Type.String(), Type.Null()]),
+    openid: Type.Union([Type.String(), Type.Null()]),
+    status: Type.Enum(Object.values(Status)),
+    attempts: Type.Integer(),
+    reason: Type.Optional(Type.String()),
+    last_error: Type.Optional(Type.String()),
+    errors: Type.Optional(Type.Array(Type.Unknown())),
+    sent_at: Type.Optional(Type.String()),
+    wechat_msgid: Type.Optional(Type.String()),
+    occurred_at: Type.Union([Type.String(), Type.Null()]),
+    updated_at: Type.String(),
+  },
+  { additionalProperties: true },
+);
+
+export const SendLogResponse = Type.Object(
+  {
+    send_id: Type.String(),
+    revision: Type.Integer({ description: "KV revision of the current record" }),
+    record: SendRecordSchema,
+    history: Type.Array(SendRecordSchema, { description: "Every status the record went through, oldest first" }),
+  },
+  { description: "The send record and its status history" },
+);
+
+export const SendParams = Type.Object({
+  send_id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[-\\w=]+$", description: "e.g. snd_<32 hex>" }),
+});
+
+export const SendLookupQuery = Type.Object({
+  event: Type.Enum(EVENT_TYPES),
+  order_id: Type.String({ minLength: 1, maxLength: 128 }),
+  ticket_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  channel: Type.Optional(Type.Enum(CHANNELS, { default: "wechat" })),
+});

@@ -1,0 +1,59 @@
+import { Type } from "typebox";
+import { CHANNELS, EVENT_TYPES, MiniprogramSchema, TemplateFieldSchema, TemplateInputSchema } from "@notify/contracts";
+import { Locale } from "./common.js";
+
+/** The seed's upsert body (event, channel, template_id required; enabled defaults to true). */
+export const TemplateBody = TemplateInputSchema;
+
+const templateFields = {
+    event: Type.String(),
+    channel: Type.String(),
+    language: Type.String(),
+    template_id: Type.String(),
+    enabled: Type.Boolean(),
+    payload_schema: Type.Object({}, { additionalProperties: true, description: "JSON Schema the event's data must satisfy" }),
+    data: Type.Record(Type.String(), TemplateFieldSchema, { description: "WeChat keyword → Handlebars expression" }),
+    url: Type.Optional(Type.String()),
+    miniprogram: Type.Optional(MiniprogramSchema),
+    updated_at: Type.String({ format: "date-time" }),
+};
+
+export const StoredTemplateSchema = Type.Object(
+  { ...templateFields, revision: Type.Integer({ description: "KV revision; send it back as If-Match to edit safely" }) },
+  { description: "A stored template" },
+);
+
+export const TemplateWriteResponse = (description: string) => Type.Object({ template: StoredTemplateSchema, created: Type.Boolean() }, { description });
+
+export const TemplateListQuery = Type.Object({
+  event: Type.Optional(Type.Enum(EVENT_TYPES)),
+  channel: Type.Optional(Type.Enum(CHANNELS)),
+  language: Type.Optional(Locale("Exact language tag, e.g. zh-CN")),
+  enabled: Type.Optional(Type.Boolean()),
+});
+
+export const TemplateListResponse = Type.Object(
+  { items: Type.Array(StoredTemplateSchema), count: Type.Integer() },
+  { description: "Templates" },
+);
+
+export const TemplateParams = Type.Object({
+  event: Type.Enum(EVENT_TYPES),
+  channel: Type.Enum(CHANNELS),
+  language: Locale("Exact language tag, e.g. zh-CN"),
+});
+
+export const TemplateHistoryResponse = Type.Object(
+  {
+    key: Type.String(),
+    items: Type.Array(
+      Type.Object({
+        revision: Type.Integer(),
+        operation: Type.Enum(["PUT", "DEL", "PURGE"]),
+        at: Type.String({ format: "date-time" }),
+        template: Type.Optional(Type.Object(templateFields, { description: "The template as stored at this revision" })),
+      }),
+    ),
+  },
+  { description: "Edits of one template, oldest first (the KV history)" },
+);

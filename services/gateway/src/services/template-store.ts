@@ -1,0 +1,183 @@
+import type { KV, KvEntry } from "@nats-io/kv";
+import {
+  decodeJson,
+  encodeJson,
+  languageCandidates,
+  templateKey,
+  type Template,
+  type TemplateInput,
+} from "@notify/contracts";
+import { isWrongLastSequence } from "@notify/nats";
+import { TemplateError, compileTemplate, normalizeTemplate, type CompiledTemplate } from "@notify/templates";
+import { badRequest, notFound, preconditionFailed } from "../errors.js";
+
+export interface StoredTemplate {
+  template: Template;
+  revision: number;
+}
+
+export interface TemplateFilter {
+  event?: string | undefined;
+  channel?: string | undefined;
+  language?: string | undefined;
+  enabled?: boolean | undefined;
+}
+
+/** `If-Match` / `If-None-Match` as the store understands them. */
+export interface WriteCondition {
+  /** The revision the client edited, or "*" (the template must exist). */
+  ifMatch?: number | "*" | undefined;
+  /** Create only. */
+  ifNoneMatch?: boolean | undefined;
+}
+
+export interface TemplateHistoryItem {
+  revision: number;
+  operation: "PUT" | "DEL" | "PURGE";
+  at: string;
+  template?: Template;
+}
+
+const COMPILED_CACHE_SIZE = 256;
+
+/**
+ * Templates in the `notification_templates` KV bucket, keyed `<event>.<channel>.<language>`.
+ * Every write compiles the template first with the dispatcher's own code
+ * (@notify/templates), so nothing the dispatcher cannot compile is ever stored.
+ */
+export class TemplateStore {
+  /** Compiled per key and revision: a preview compiles each revision once. */
+  private readonly compiled = new Map<string, CompiledTemplate>();
+
+  constructor(readonly kv: KV) {}
+
+  /** Normalises and compiles, or throws 400 naming the part that does not compile. */
+  prepare(input: TemplateInput): Template {
+    const template = normalizeTemplate(input);
+    try {
+      compileTemplate(template);
+    } catch (err) {
+      if (err instanceof TemplateError) throw badRequest(err.message, { field: err.field });
+      throw err;
+    }
+    return template;
+  }
+
+  async upsert(input: TemplateInput, cond: WriteCondition = {}): Promise<StoredTemplate & { created: boolean }> {
+    const template = this.prepare(input);
+    const key = templateKey(template.event, template.channel, template.language);
+    const value = encodeJson(template);
+    try {
+      if (cond.ifNoneMatch) {
+        return { template, revision: await this.kv.create(key, value), created: true };
+      }
+      if (cond.ifMatch === "*") {
+        const current = await this.get(key);
+        if (!current) throw preconditionFailed(`template ${key} does not exist (If-Match: *)`);
+        return { template, revision: await this.kv.update(key, value, current.revision), created: false };
+      }
+      if (cond.ifMatch !== undefined) {
+        return { template, revision: await this.kv.update(key, value, cond.ifMatch), created: false };
+      }
+      try {
+        return { template, revision: await this.kv.create(key, value), created: true };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        return { template, revision: await this.kv.put(key, value), created: false };
+      }
+    } catch (err) {
+      if (isWrongLastSequence(err)) {
+        throw preconditionFailed(
+          cond.ifNoneMatch ? `template ${key} already exists (If-None-Match: *)` : `template ${key} changed since revision ${String(cond.ifMatch)}: reload it and retry`,
+          { key },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<StoredTemplate | null> {
+    const e = await this.kv.get(key);
+    return e ? toStored(e) : null;
+  }
+
+  async list(filter: TemplateFilter = {}): Promise<StoredTemplate[]> {
+    // event holds a dot (order.paid), so "*.*" stands for any event.
+    const pattern = templateKey(filter.event ?? "*.*", filter.channel ?? "*", filter.language ?? "*");
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys(pattern)) keys.push(k);
+    const entries = await Promise.all(keys.map((k) => this.get(k)));
+    return entries
+      .filter((e): e is StoredTemplate => e !== null)
+      .filter((e) => filter.enabled === undefined || e.template.enabled === filter.enabled)
+      .sort((a, b) => keyOf(a.template).localeCompare(keyOf(b.template)));
+  }
+
+  /** Deletes (a KV delete marker: the history stays as the audit trail). */
+  async remove(key: string, cond: WriteCondition = {}): Promise<void> {
+    const current = await this.get(key);
+    if (!current) {
+      if (cond.ifMatch !== undefined) throw preconditionFailed(`template ${key} does not exist`);
+      throw notFound(`no template ${key}`);
+    }
+    const expected = typeof cond.ifMatch === "number" ? cond.ifMatch : current.revision;
+    try {
+      await this.kv.delete(key, { previousSeq: expected });
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw preconditionFailed(`template ${key} changed since revision ${expected}: reload it and retry`, { key });
+      throw err;
+    }
+  }
+
+  async history(key: string): Promise<TemplateHistoryItem[]> {
+    const out: TemplateHistoryItem[] = [];
+    for await (const e of await this.kv.history({ key })) {
+      const item: TemplateHistoryItem = { revision: e.revision, operation: e.operation, at: e.created.toISOString() };
+      if (e.operation === "PUT") item.template = decodeJson<Template>(e.value);
+      out.push(item);
+    }
+    return out;
+  }
+
+  /**
+   * The template the dispatcher would pick for this event, channel and locale
+   * (exact → language → zh-CN), read from KV so a preview right after an edit sees it.
+   */
+  async resolve(event: string, channel: string, locale: string | null | undefined): Promise<CompiledTemplate | null> {
+    for (const language of languageCandidates(locale)) {
+      const stored = await this.get(templateKey(event, channel, language));
+      if (stored) return this.compile(stored);
+    }
+    return null;
+  }
+
+  private compile(stored: StoredTemplate): CompiledTemplate {
+    const id = `${keyOf(stored.template)}@${stored.revision}`;
+    let c = this.compiled.get(id);
+    if (!c) {
+      c = compileTemplate(stored.template, stored.revision);
+      if (this.compiled.size >= COMPILED_CACHE_SIZE) this.compiled.delete(this.compiled.keys().next().value!);
+      this.compiled.set(id, c);
+    }
+    return c;
+  }
+}
+
+function toStored(e: KvEntry): StoredTemplate | null {
+  if (e.operation !== "PUT") return null;
+  return { template: decodeJson<Template>(e.value), revision: e.revision };
+}
+
+function keyOf(t: Template): string {
+  return templateKey(t.event, t.channel, t.language);
+}
+
+/** `"12"`, `W/"12"`, `12` or `*`; anything else is a 400. */
+export function parseRevisionHeader(name: string, value: string | undefined): number | "*" | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === "*") return "*";
+  const m = /^(?:W\/)?"?(\d{1,15})"?$/.exec(v);
+  if (!m) throw badRequest(`${name} must be an ETag this API returned (e.g. "12") or *`, { header: name });
+  return Number(m[1]);
+}
