@@ -3,7 +3,12 @@ import fp from "fastify-plugin";
 import { HttpError, errorCode } from "../errors.js";
 
 /** NATS client errors that mean "the bus is not reachable right now", not a bug. */
-const UNAVAILABLE = new Set(["TimeoutError", "NoRespondersError", "ClosedConnectionError", "ConnectionError", "DrainingConnectionError"]);
+const UNAVAILABLE = new Set(["TimeoutError", "NoResponders", "NoRespondersError", "RequestError", "ClosedConnectionError", "ConnectionError", "DrainingConnectionError"]);
+
+function isUnavailable(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 3) return false;
+  return UNAVAILABLE.has(err.name) || isUnavailable(err.cause, depth + 1);
+}
 
 /**
  * The one error handler: 4xx carry `{ error, message, details? }`; 5xx are logged with
@@ -26,7 +31,7 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
     if (status >= 400 && status < 500) {
       return reply.code(status).send({ error: errorCode(status), message: e.message });
     }
-    if (UNAVAILABLE.has(e.name)) {
+    if (isUnavailable(err)) {
       request.log.error({ err }, "NATS unavailable");
       return reply.code(503).send({ error: "service_unavailable", message: "the message bus is unavailable; retry later" });
     }

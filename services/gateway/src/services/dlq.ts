@@ -1,11 +1,14 @@
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Headers, Status, Streams, Subjects, childTrace, type SendJob, type SendRecord } from "@notify/contracts";
-import { decodeJob, publishJob, readDlqMeta, type DlqMeta, type RecordStore } from "@notify/nats";
+import { decodeJob, publishJob, readDlqMeta, type RecordStore } from "@notify/nats";
 import { conflict, notFound } from "../errors.js";
 
-export interface DlqSummary extends Omit<DlqMeta, "send_id"> {
+export interface DlqSummary {
   seq: number;
+  attempts: number;
+  reason: string;
+  last_error: string;
   subject: string;
   channel: string;
   received_at: string;

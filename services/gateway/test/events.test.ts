@@ -1,0 +1,75 @@
+import t from "tap";
+import { Headers, MAX_ENVELOPE_BYTES, Streams, decodeJson } from "@notify/contracts";
+import { AUTH, appFor, startNats } from "./helpers.js";
+
+const nats = await startNats(t);
+
+const envelope = (over: Record<string, unknown> = {}) => ({
+  id: `evt_${Math.random().toString(36).slice(2)}`,
+  event: "order.paid",
+  occurred_at: "2026-11-24T08:00:00Z",
+  order_id: "O-1001",
+  ticket_id: null,
+  recipient: { openid: "oTraveller1", locale: "en-US" },
+  data: { amount: 128.5, title: "West Lake night tour" },
+  ...over,
+});
+
+t.test("gateway - POST /notifications/events publishes on events.<event> with Nats-Msg-Id and traceparent", async (t) => {
+  const app = await appFor(t, nats);
+  const env = envelope();
+  const callerTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const res = await app.inject({ method: "POST", url: "/notifications/events", headers: { ...AUTH, traceparent: callerTrace }, payload: env });
+  t.equal(res.statusCode, 202);
+  const body = res.json();
+  t.same(body, { id: env.id, subject: "events.order.paid", seq: body.seq, duplicate: false });
+
+  const m = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: body.seq });
+  t.equal(m!.subject, "events.order.paid");
+  t.equal(m!.header.get(Headers.msgId), env.id, "Nats-Msg-Id is the event id");
+  t.same(decodeJson(m!.data), env, "the envelope as posted");
+  const tp = m!.header.get(Headers.traceparent);
+  t.match(tp, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/, "joins the caller's trace");
+  t.equal(res.headers.traceparent, tp, "and returns it");
+
+  const again = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: env });
+  t.equal(again.statusCode, 202);
+  t.equal(again.json().duplicate, true, "a re-post within the duplicate window is stored once");
+  t.equal(again.json().seq, body.seq);
+
+  const fresh = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: envelope({ event: "ticket.redeemed", ticket_id: "T-9" }) });
+  t.equal(fresh.json().subject, "events.ticket.redeemed");
+  const m2 = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: fresh.json().seq });
+  t.match(m2!.header.get(Headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a new trace when the caller sends none");
+});
+
+t.test("gateway - POST /notifications/events rejects invalid envelopes (400 with reasons) and large ones (413)", async (t) => {
+  const app = await appFor(t, nats);
+  const post = (payload: unknown) => app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: payload as object });
+
+  const badEvent = await post(envelope({ event: "order.shipped" }));
+  t.equal(badEvent.statusCode, 400);
+  t.equal(badEvent.json().error, "bad_request");
+  t.match(badEvent.json().message, /event/);
+  t.equal(badEvent.json().details[0].path, "/event");
+
+  const noRecipient = await post({ ...envelope(), recipient: undefined });
+  t.equal(noRecipient.statusCode, 400);
+  t.match(noRecipient.json().message, /recipient/);
+
+  const badDate = await post(envelope({ occurred_at: "yesterday" }));
+  t.equal(badDate.statusCode, 400);
+  t.match(badDate.json().message, /occurred_at/);
+
+  const badOpenid = await post(envelope({ recipient: { openid: "has spaces" } }));
+  t.equal(badOpenid.statusCode, 400);
+
+  const big = await post(envelope({ data: { blob: "x".repeat(MAX_ENVELOPE_BYTES) } }));
+  t.equal(big.statusCode, 413);
+  t.equal(big.json().error, "payload_too_large");
+
+  const info = await nats.topology.jsm.streams.info(Streams.events);
+  const before = info.state.messages;
+  await post(envelope({ event: "nope" }));
+  t.equal((await nats.topology.jsm.streams.info(Streams.events)).state.messages, before, "nothing invalid reaches the bus");
+});
