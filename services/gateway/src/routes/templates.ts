@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { templateKey } from "@notify/contracts";
+import { templateKey, type Template } from "@notify/contracts";
 import { notFound } from "../errors.js";
-import { ConditionalHeaders, NoContent, errors } from "../schemas/common.js";
+import { ConditionalHeaders, IfMatchHeaders, NoContent, errors } from "../schemas/common.js";
 import {
   TemplateBody,
   TemplateHistoryResponse,
@@ -12,7 +12,6 @@ import {
   TemplateWriteResponse,
 } from "../schemas/templates.js";
 import { parseRevisionHeader, type StoredTemplate } from "../services/template-store.js";
-import type { Template } from "@notify/contracts";
 
 const etag = (revision: number) => `"${revision}"`;
 const view = (s: StoredTemplate): Template & { revision: number } => ({ ...s.template, revision: s.revision });
@@ -92,7 +91,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["Templates"],
         summary: "Delete one template (If-Match honoured); events then fall back or are recorded skipped",
         params: TemplateParams,
-        headers: ConditionalHeaders,
+        headers: IfMatchHeaders,
         response: { 204: NoContent, ...errors(400, 404, 412) },
       },
     },

@@ -31,11 +31,15 @@ export function errors<C extends keyof typeof Errors>(...codes: C[]): { [K in C]
   return out;
 }
 
+const IfMatch = Type.String({ description: 'The ETag of the version you edited, e.g. "12" (412 if it moved on); * = must exist' });
+
 /** Optimistic concurrency on a KV revision. */
 export const ConditionalHeaders = Type.Object({
-  "if-match": Type.Optional(Type.String({ description: 'The ETag of the version you edited, e.g. "12" (412 if it moved on); * = must exist' })),
+  "if-match": Type.Optional(IfMatch),
   "if-none-match": Type.Optional(Type.String({ description: "* = create only (412 if it exists)" })),
 });
+
+export const IfMatchHeaders = Type.Object({ "if-match": Type.Optional(IfMatch) });
 
 export const Locale = (description: string) =>
   Type.String({ pattern: "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", maxLength: 35, description });
