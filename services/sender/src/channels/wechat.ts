@@ -1,0 +1,41 @@
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import { WeChatClient } from "@notify/wechat";
+import type { Channel } from "./channel.js";
+
+export interface WeChatChannelOptions {
+  apiBase: string;
+  appId: string;
+  appSecret: string;
+  timeoutMs: number;
+  /** The shared `wechat_tokens` bucket: every replica uses one access token. */
+  tokens: KV;
+  log: Logger;
+  metrics: Metrics;
+  /** Sockets to WeChat; defaults to the sender's concurrency. */
+  connections?: number;
+}
+
+/** WeChat template messages as a delivery channel. */
+export function createWeChatChannel(o: WeChatChannelOptions): Channel {
+  const client = new WeChatClient({
+    appId: o.appId,
+    appSecret: o.appSecret,
+    apiBase: o.apiBase,
+    timeoutMs: o.timeoutMs,
+    tokenBucket: o.tokens,
+    log: o.log,
+    ...(o.connections ? { connections: o.connections } : {}),
+    onCall: (code, ms, endpoint) => o.metrics.wechatCallDuration.observe({ api: endpoint, errcode: String(code) }, ms / 1000),
+  });
+  return {
+    name: "wechat",
+    async send(job) {
+      const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
+      if (r.kind === "success") return { kind: "success", providerMsgId: r.msgid, code: r.code };
+      return { kind: r.kind, code: r.code, error: r.error };
+    },
+    close: () => client.close(),
+  };
+}

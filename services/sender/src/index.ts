@@ -1,0 +1,6 @@
+export * from "./channels/channel.js";
+export * from "./channels/wechat.js";
+export * from "./config.js";
+export * from "./retry.js";
+export * from "./send.js";
+export * from "./service.js";

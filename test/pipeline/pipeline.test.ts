@@ -1,0 +1,158 @@
+import t from "tap";
+import { Streams, Subjects, Status, decodeJson, type SentFact } from "@notify/contracts";
+import { readDlqMeta } from "@notify/nats";
+import { Stack } from "../support/stack.js";
+import { waitFor } from "../support/wait.js";
+import { paidEvent, paidTemplate } from "../support/fixtures.js";
+
+let stack: Stack;
+
+t.before(async () => {
+  // Small delays so five retries take well under a second.
+  stack = await Stack.start({ senders: 1, retryBaseMs: 20, senderBackoffMs: [2000, 3000, 4000, 5000] });
+  await stack.putTemplate(paidTemplate());
+  await stack.putTemplate(paidTemplate({ language: "en", template_id: "TPL_PAID_EN", data: { thing1: "{{title}}", amount2: "CNY {{amount}}" } }));
+  await stack.putTemplate(paidTemplate({ event: "order.cancelled", template_id: "TPL_CANCEL", enabled: false }));
+});
+t.teardown(() => stack.close());
+
+async function sentFacts(sendId: string): Promise<SentFact[]> {
+  const out: SentFact[] = [];
+  const si = await stack.jsm.streams.info(Streams.notifications);
+  for (let seq = si.state.first_seq; si.state.messages > 0 && seq <= si.state.last_seq; seq++) {
+    const m = await stack.jsm.streams.getMessage(Streams.notifications, { seq }).catch(() => null);
+    if (m?.subject === Subjects.sent) {
+      const f = decodeJson<SentFact>(m.data);
+      if (f.send_id === sendId) out.push(f);
+    }
+  }
+  return out;
+}
+
+t.test("pipeline - order.paid with an enabled template sends exactly one rendered message", async (t) => {
+  const e = paidEvent();
+  await stack.publish(e);
+  const rec = await stack.waitStatus(e, Status.success);
+  t.equal(rec.attempts, 1);
+  t.ok(rec.sent_at && rec.wechat_msgid, "sent_at and WeChat msgid recorded");
+  const msgs = stack.sim.deliveriesFor(stack.sendId(e));
+  t.equal(msgs.length, 1, "one WeChat message");
+  t.equal(msgs[0]!.touser, e.recipient.openid);
+  t.equal(msgs[0]!.template_id, "TPL_PAID_ZH");
+  t.same(msgs[0]!.data, { thing1: { value: "West Lake night tour" }, amount2: { value: "¥128.5" }, character_string3: { value: e.order_id } });
+  t.equal(msgs[0]!.url, `https://m.example.com/orders/${e.order_id}`);
+  const facts = await waitFor(async () => { const f = await sentFacts(stack.sendId(e)); return f.length ? f : null; }, "notification.sent");
+  t.equal(facts.length, 1, "notification.sent published once");
+  t.equal(facts[0]!.attempts, 1);
+});
+
+t.test("pipeline - template disabled: no message, record skipped", async (t) => {
+  const e = paidEvent({ event: "order.cancelled" });
+  await stack.publish(e);
+  const rec = await stack.waitStatus(e, Status.skipped);
+  t.equal(rec.reason, "disabled");
+  t.equal(stack.sim.messagesTo(e.recipient.openid).length, 0);
+});
+
+t.test("pipeline - WeChat fails twice then succeeds: attempts = 3, one message", async (t) => {
+  const e = paidEvent();
+  stack.sim.setFault({ kind: "errcode", errcode: -1, openid: e.recipient.openid, times: 2 });
+  await stack.publish(e);
+  const rec = await stack.waitStatus(e, Status.success);
+  t.equal(rec.attempts, 3);
+  t.equal(stack.sim.deliveriesFor(stack.sendId(e)).length, 1);
+  const history = await stack.records.history(stack.sendId(e));
+  t.same(history.map((h) => h.status), ["queued", "retrying", "retrying", "success"], "status history");
+  t.match(history[1]!.last_error, /^-1/);
+});
+
+t.test("pipeline - same business key with a new event id is not re-sent", async (t) => {
+  const e = paidEvent();
+  await stack.publish(e);
+  await stack.waitStatus(e, Status.success);
+  const before = (await stack.metrics.duplicatesTotal.get()).values[0]?.value ?? 0;
+  await stack.publish({ ...e, id: `${e.id}-2` });
+  await waitFor(async () => ((await stack.metrics.duplicatesTotal.get()).values[0]?.value ?? 0) > before, "duplicate counted");
+  t.equal(stack.sim.messagesTo(e.recipient.openid).length, 1, "one message only");
+});
+
+t.test("pipeline - a lost WeChat answer is retried with the same client_msg_id: one message", async (t) => {
+  const e = paidEvent();
+  stack.sim.setFault({ kind: "drop", openid: e.recipient.openid, times: 1, afterAccept: true });
+  await stack.publish(e);
+  const rec = await stack.waitStatus(e, Status.success);
+  t.equal(rec.attempts, 2, "the first answer was lost");
+  t.equal(stack.sim.deliveriesFor(stack.sendId(e)).length, 1, "WeChat de-duplicated the retry");
+});
+
+t.test("pipeline - permanent errcode 43004: one attempt, record failed, job in the DLQ", async (t) => {
+  const e = paidEvent();
+  stack.sim.setFault({ kind: "errcode", errcode: 43004, openid: e.recipient.openid });
+  await stack.publish(e);
+  const rec = await stack.waitStatus(e, Status.failed);
+  t.equal(rec.attempts, 1);
+  t.match(rec.last_error, /43004/);
+  const dlq = await waitFor(async () => {
+    const si = await stack.jsm.streams.info(Streams.dlq);
+    for (let seq = si.state.first_seq; si.state.messages > 0 && seq <= si.state.last_seq; seq++) {
+      const m = await stack.jsm.streams.getMessage(Streams.dlq, { seq }).catch(() => null);
+      if (m && readDlqMeta(m.header).send_id === stack.sendId(e)) return m;
+    }
+    return null;
+  }, "DLQ entry");
+  const meta = readDlqMeta(dlq.header);
+  t.equal(meta.reason, "wechat_permanent");
+  t.equal(meta.attempts, 1);
+  t.equal(stack.sim.messagesTo(e.recipient.openid).length, 0);
+  stack.sim.clearFaults({ openid: e.recipient.openid });
+});
+
+t.test("pipeline - five retryable failures: no message, the job runs out of deliveries", async (t) => {
+  const e = paidEvent();
+  stack.sim.setFault({ kind: "errcode", errcode: 45011, openid: e.recipient.openid });
+  await stack.publish(e);
+  // The server raises MAX_DELIVERIES when the 5th nak delay runs out; ADVISORIES keeps it.
+  const adv = await waitFor(async () => {
+    const si = await stack.jsm.streams.info(Streams.advisories);
+    for (let seq = si.state.first_seq; si.state.messages > 0 && seq <= si.state.last_seq; seq++) {
+      const m = await stack.jsm.streams.getMessage(Streams.advisories, { seq }).catch(() => null);
+      if (!m) continue;
+      const a = decodeJson<{ stream_seq: number; deliveries: number }>(m.data);
+      const job = await stack.jsm.streams.getMessage(Streams.sends, { seq: a.stream_seq }).catch(() => null);
+      if (job && decodeJson<{ send_id: string }>(job.data).send_id === stack.sendId(e)) return a;
+    }
+    return null;
+  }, "MAX_DELIVERIES advisory", 20_000);
+  t.equal(adv.deliveries, 5);
+  const rec = (await stack.records.get(stack.sendId(e)))!.record;
+  t.equal(rec.status, Status.retrying, "the DLQ monitor turns it into dead");
+  t.equal(rec.attempts, 5);
+  t.match(rec.last_error, /45011/);
+  t.equal(stack.sim.messagesTo(e.recipient.openid).length, 0, "no message");
+  stack.sim.clearFaults({ openid: e.recipient.openid });
+});
+
+t.test("pipeline - locale en-US falls back to the en template", async (t) => {
+  const e = paidEvent({ recipient: { openid: "oLocaleUS", locale: "en-US" } });
+  await stack.publish(e);
+  await stack.waitStatus(e, Status.success);
+  const m = stack.sim.deliveriesFor(stack.sendId(e))[0]!;
+  t.equal(m.template_id, "TPL_PAID_EN");
+  t.equal(m.data.amount2?.value, "CNY 128.5");
+});
+
+t.test("pipeline - 1,000 events through the whole pipeline: zero lost, zero duplicated", async (t) => {
+  const events = Array.from({ length: 1000 }, () => paidEvent());
+  await Promise.all(events.map((e) => stack.publish(e)));
+  // Every one is sent once more as a publisher retry (same id) and as a duplicate business event.
+  await Promise.all(events.slice(0, 200).map((e) => stack.publish({ ...e, id: `${e.id}-dup` })));
+  await waitFor(async () => {
+    for (const e of events) if (stack.sim.deliveriesFor(stack.sendId(e)).length === 0) return false;
+    return true;
+  }, "1,000 deliveries", 60_000);
+  const counts = events.map((e) => stack.sim.deliveriesFor(stack.sendId(e)).length);
+  t.equal(counts.filter((c) => c === 0).length, 0, "lost");
+  t.equal(counts.filter((c) => c > 1).length, 0, "duplicated");
+  const statuses = await Promise.all(events.map(async (e) => (await stack.records.get(stack.sendId(e)))?.record.status));
+  t.equal(statuses.filter((s) => s === Status.success).length, 1000, "every record success");
+});
