@@ -1,4 +1,4 @@
-import t from "tap";
+import t, { type Test } from "tap";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -7,7 +7,7 @@ import { Errcode, FaultKind, SimulatorControl, SimulatorControlError, startSimul
 
 const APP = { appid: "wx-test-app", secret: "s3cret-value" };
 
-async function sim(t: Tap.Test, opts: Parameters<typeof startSimulator>[0] = {}): Promise<Simulator> {
+async function sim(t: Test, opts: Parameters<typeof startSimulator>[0] = {}): Promise<Simulator> {
   const s = await startSimulator({ appId: APP.appid, appSecret: APP.secret, ...opts });
   t.teardown(() => s.close());
   return s;

@@ -1,0 +1,59 @@
+/**
+ * How the sender treats each WeChat answer (DESIGN §5). `token` is internal to the
+ * client: it refreshes the shared token and retries once, and reports `retryable` if
+ * WeChat still refuses.
+ */
+export const ErrcodeClass = {
+  success: "success",
+  retryable: "retryable",
+  token: "token",
+  permanent: "permanent",
+  quota: "quota",
+} as const;
+export type ErrcodeClass = (typeof ErrcodeClass)[keyof typeof ErrcodeClass];
+
+/** The WeChat errcodes the client knows by name. */
+export const WeChatErrcode = {
+  ok: 0,
+  systemBusy: -1,
+  invalidCredential: 40001,
+  invalidOpenid: 40003,
+  invalidAccessToken: 40014,
+  invalidTemplateIdSize: 40036,
+  invalidTemplateId: 40037,
+  accessTokenMissing: 41001,
+  accessTokenExpired: 42001,
+  requireSubscribe: 43004,
+  inBlacklist: 43019,
+  dailyQuota: 45009,
+  minuteQuota: 45011,
+  dataFormat: 47001,
+  argumentInvalid: 47003,
+  apiUnauthorized: 48001,
+  userBlocked: 48002,
+} as const;
+
+const TOKEN = new Set<number>([40001, 40014, 41001, 42001]);
+
+/**
+ * Answers that no retry can change: the user is not following, blocked us or does not
+ * exist; the template or the payload is wrong; the account may not call the API.
+ */
+const PERMANENT = new Set<number>([40003, 40036, 40037, 43004, 43019, 47001, 47003, 48001, 48002]);
+
+/**
+ * Classifies a WeChat errcode. -1 (system busy) and 45011 (per-minute limit) are
+ * retryable; 45009 (daily quota) parks the job instead of burning its retries.
+ *
+ * Unknown errcodes are `retryable`: a retry of the same `client_msg_id` cannot deliver
+ * twice (WeChat de-duplicates it for 10 minutes), while calling an unknown answer
+ * permanent would drop a message WeChat might have taken a minute later. A truly
+ * permanent unknown code still ends in the DLQ after max_deliver attempts.
+ */
+export function classifyErrcode(errcode: number): ErrcodeClass {
+  if (errcode === 0) return ErrcodeClass.success;
+  if (TOKEN.has(errcode)) return ErrcodeClass.token;
+  if (PERMANENT.has(errcode)) return ErrcodeClass.permanent;
+  if (errcode === WeChatErrcode.dailyQuota) return ErrcodeClass.quota;
+  return ErrcodeClass.retryable;
+}
