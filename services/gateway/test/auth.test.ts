@@ -6,7 +6,7 @@ import { encodeJson } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { ensureTopology } from "@notify/nats";
 import { PROTECTED_PREFIX, buildApp, createKeyVerifier, loadGatewayConfig } from "@notify/gateway";
-import { API_KEY, AUTH, appFor, settings, startNats } from "./helpers.js";
+import { API_KEY, AUTH, appFor, settings, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
 

@@ -1,6 +1,6 @@
 import t from "tap";
 import { Headers, MAX_ENVELOPE_BYTES, Streams, decodeJson } from "@notify/contracts";
-import { AUTH, appFor, startNats } from "./helpers.js";
+import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
 

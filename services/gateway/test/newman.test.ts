@@ -5,7 +5,7 @@ import t from "tap";
 import newman from "newman";
 import { Status, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, publishToDlq } from "@notify/nats";
-import { API_KEY, appFor, startNats } from "./helpers.js";
+import { API_KEY, appFor, startNats } from "./fixtures/helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const collectionFile = path.join(root, "postman/notification-orchestrator.postman_collection.json");

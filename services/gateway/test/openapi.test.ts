@@ -4,8 +4,8 @@ import addFormatsModule from "ajv-formats";
 import { parse } from "yaml";
 import { EVENT_TYPES } from "@notify/contracts";
 import { toOas30Schema } from "@notify/gateway";
-import { appFor, startNats } from "./helpers.js";
-import { oas30DocumentSchema } from "./oas30.js";
+import { appFor, startNats } from "./fixtures/helpers.js";
+import { oas30DocumentSchema } from "./fixtures/oas30.js";
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 const nats = await startNats(t);

@@ -1,7 +1,7 @@
 import t from "tap";
 import { Headers, Status, Streams, decodeJson, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, publishToDlq } from "@notify/nats";
-import { AUTH, appFor, startNats } from "./helpers.js";
+import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
 const records = new RecordStore(nats.topology.buckets.records);

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
 import { chromium } from "playwright-core";
-import { API_KEY, AUTH, appFor, paidTemplate, startNats } from "./helpers.js";
+import { API_KEY, AUTH, appFor, paidTemplate, startNats } from "./fixtures/helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const screenshot = path.join(root, "reports/screenshots/swagger-ui.png");

@@ -1,7 +1,7 @@
 import t from "tap";
 import { templateKey } from "@notify/contracts";
 import { TemplateCache } from "@notify/templates";
-import { AUTH, appFor, paidTemplate, startNats } from "./helpers.js";
+import { AUTH, appFor, paidTemplate, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
 
