@@ -134,7 +134,7 @@ async function main() {
     // sync_interval: see deploy/nats/local.conf for the durability trade-off.
     writeFileSync(
       conf,
-      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.nats + 4000}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, sync_interval: "1s" }`].join("\n") + "\n",
+      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.nats + 4000}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, }`].join("\n") + "\n",
     );
     runBinary("nats", bin, ["-c", conf]);
     natsUrl = `nats://127.0.0.1:${ports.nats}`;

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 
 /**
  * W3C trace context carried in NATS headers (`traceparent`) from the gateway or the
@@ -18,10 +18,24 @@ export function parseTraceparent(v: string | null | undefined): TraceContext | n
   return { traceId: m[1]!, spanId: m[2]!, traceparent: v!.trim() };
 }
 
+// Ids come from a pooled buffer: one randomFillSync per 256 traces instead of two
+// syscalls per event on the dispatcher's hot path.
+const pool = Buffer.allocUnsafe(8192);
+let offset = pool.length;
+function randomHex(bytes: number): string {
+  if (offset + bytes > pool.length) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  const s = pool.toString("hex", offset, offset + bytes);
+  offset += bytes;
+  return s;
+}
+
 /** A new span in the caller's trace, or a new trace when there is none (or it is malformed). */
 export function childTrace(parent?: string | null): TraceContext {
   const p = parseTraceparent(parent);
-  const traceId = p?.traceId ?? randomBytes(16).toString("hex");
-  const spanId = randomBytes(8).toString("hex");
+  const traceId = p?.traceId ?? randomHex(16);
+  const spanId = randomHex(8);
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
 }
