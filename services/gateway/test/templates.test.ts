@@ -218,3 +218,16 @@ async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+t.test("gateway - preview of a stored template that does not compile answers 409 naming the part", async (t) => {
+  const app = await appFor(t, nats);
+  // Only a write around the API can store this; the gateway says which template and part.
+  const key = templateKey("ticket.expired", "sms", "zh-CN");
+  const bad = { ...paidTemplate({ event: "ticket.expired", channel: "sms", payload_schema: { type: "objekt" } }), enabled: true, updated_at: new Date().toISOString() };
+  await nats.topology.buckets.templates.put(key, JSON.stringify(bad));
+  t.teardown(() => nats.topology.buckets.templates.purge(key));
+  const res = await app.inject({ method: "POST", url: "/notifications/preview", headers: AUTH, payload: { event: "ticket.expired", channel: "sms", data: {} } });
+  t.equal(res.statusCode, 409);
+  t.equal(res.json().details.field, "payload_schema");
+  t.match(res.json().message, /ticket\.expired\.sms\.zh-CN@\d+ does not compile/);
+});

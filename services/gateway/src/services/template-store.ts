@@ -9,7 +9,7 @@ import {
 } from "@notify/contracts";
 import { isWrongLastSequence } from "@notify/nats";
 import { TemplateError, compileTemplate, normalizeTemplate, type CompiledTemplate } from "@notify/templates";
-import { badRequest, notFound, preconditionFailed } from "../errors.js";
+import { badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
 
 export interface StoredTemplate {
   template: Template;
@@ -155,7 +155,13 @@ export class TemplateStore {
     const id = `${keyOf(stored.template)}@${stored.revision}`;
     let c = this.compiled.get(id);
     if (!c) {
-      c = compileTemplate(stored.template, stored.revision);
+      try {
+        c = compileTemplate(stored.template, stored.revision);
+      } catch (err) {
+        // Only a value written around this API gets here: say which one, keep the rest of the API up.
+        if (err instanceof TemplateError) throw conflict(`stored template ${id} does not compile: ${err.message}; fix it with POST /notifications/templates`, { field: err.field });
+        throw err;
+      }
       if (this.compiled.size >= COMPILED_CACHE_SIZE) this.compiled.delete(this.compiled.keys().next().value!);
       this.compiled.set(id, c);
     }
