@@ -15,6 +15,7 @@ const env = process.env;
 const dataDir = path.resolve(root, env.DATA_DIR ?? "data");
 const ports = {
   nats: Number(env.LOCAL_NATS_PORT ?? 4222),
+  natsMonitor: Number(env.LOCAL_NATS_MONITOR_PORT ?? 8222),
   gateway: Number(env.GATEWAY_PORT ?? 3000),
   simulator: Number(env.SIM_PORT ?? 8090),
   metrics: Number(env.LOCAL_METRICS_PORT ?? 9464),
@@ -38,7 +39,9 @@ function build() {
 const COLORS = [36, 35, 33, 32, 34, 31, 96];
 function run(name, args, extraEnv) {
   const color = COLORS[children.length % COLORS.length];
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  // detached: a terminal's Ctrl-C reaches only this launcher, which stops the services
+  // first (they drain) and NATS last.
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
   }
@@ -54,7 +57,7 @@ function run(name, args, extraEnv) {
 
 function runBinary(name, bin, args) {
   const color = COLORS[children.length % COLORS.length];
-  const child = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: true });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
   }
@@ -82,18 +85,24 @@ async function waitHttp(url, what, timeoutMs = 30_000) {
   throw new Error(`${what} did not become ready at ${url}`);
 }
 
+async function stopChild({ name, child }) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  await Promise.race([new Promise((r) => child.once("exit", r)), new Promise((r) => setTimeout(r, 20_000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  say(`${name} stopped`);
+}
+
 async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   say("stopping: services drain in-flight work first…");
-  // Services first (they drain), NATS last.
-  const order = [...children].reverse();
-  for (const { name, child } of order) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    child.kill("SIGTERM");
-    await Promise.race([new Promise((r) => child.once("exit", r)), new Promise((r) => setTimeout(r, 15_000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    say(`${name} stopped`);
+  // Services drain in parallel while NATS and the simulator are still up; then those two.
+  const infra = new Set(["nats", "simulator"]);
+  await Promise.all(children.filter((c) => !infra.has(c.name)).map(stopChild));
+  for (const name of ["simulator", "nats"]) {
+    const c = children.find((x) => x.name === name);
+    if (c) await stopChild(c);
   }
   process.exit(code);
 }
@@ -134,11 +143,11 @@ async function main() {
     // sync_interval: see deploy/nats/local.conf for the durability trade-off.
     writeFileSync(
       conf,
-      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.nats + 4000}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, }`].join("\n") + "\n",
+      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.natsMonitor}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, }`].join("\n") + "\n",
     );
     runBinary("nats", bin, ["-c", conf]);
     natsUrl = `nats://127.0.0.1:${ports.nats}`;
-    await waitHttp(`http://127.0.0.1:${ports.nats + 4000}/healthz?js-enabled-only=true`, "nats-server");
+    await waitHttp(`http://127.0.0.1:${ports.natsMonitor}/healthz?js-enabled-only=true`, "nats-server");
   }
   say(`NATS at ${natsUrl}`);
 
@@ -177,6 +186,9 @@ async function main() {
   if (env.START_READY_FILE) writeFileSync(env.START_READY_FILE, JSON.stringify({ gateway: base, apiKey: key, natsUrl, simulator: realWeChat ? null : `http://127.0.0.1:${ports.simulator}` }));
 }
 
+process.on("exit", () => {
+  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
 main().catch((err) => {

@@ -1,0 +1,72 @@
+import t from "tap";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@notify/nats-server";
+import { waitFor } from "../support/wait.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+t.test("smoke - npm start brings the system up; the example event reaches WeChat and reads success", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
+  const [nats, natsMonitor, gateway, sim, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const ready = path.join(dir, "ready.json");
+  const env = {
+    ...process.env,
+    DATA_DIR: path.join(dir, "data"),
+    LOCAL_NATS_PORT: String(nats),
+    LOCAL_NATS_MONITOR_PORT: String(natsMonitor),
+    GATEWAY_PORT: String(gateway),
+    SIM_PORT: String(sim),
+    // Four consecutive ports for the workers; a collision fails loudly at start.
+    LOCAL_METRICS_PORT: String(metrics),
+    START_READY_FILE: ready,
+    SKIP_BUILD: "1", // npm test has just run tsc -b
+  };
+  delete env.NATS_URL;
+  delete env.WECHAT_APP_ID;
+  delete env.WECHAT_APP_SECRET;
+  const proc = spawn(process.execPath, ["scripts/start.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout.on("data", (b: Buffer) => (out += b.toString()));
+  proc.stderr.on("data", (b: Buffer) => (out += b.toString()));
+  t.teardown(async () => {
+    if (proc.exitCode === null) {
+      proc.kill("SIGINT");
+      await new Promise((r) => proc.once("exit", r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  await waitFor(() => existsSync(ready) || proc.exitCode !== null, "the system to start", 90_000, 200).catch((err: Error) => {
+    throw new Error(`${err.message}\n${out.slice(-3000)}`);
+  });
+  t.equal(proc.exitCode, null, "launcher still running");
+  const info = JSON.parse(readFileSync(ready, "utf8")) as { gateway: string; apiKey: string; natsUrl: string; simulator: string };
+  t.match(out, /Swagger UI: +http:\/\/127\.0\.0\.1:\d+\/docs/, "prints the Swagger UI URL");
+  t.match(out, new RegExp(`API key: +${info.apiKey}`), "prints the local API key");
+  t.match(out, /templates: 10 seeded/);
+
+  // The README's example publisher, as a newcomer runs it.
+  const pub = spawnSync(process.execPath, ["scripts/publish-example.mjs", "order.paid", "en-US"], { cwd: root, env: { ...process.env, NATS_URL: info.natsUrl }, encoding: "utf8", timeout: 30_000 });
+  t.equal(pub.status, 0, `publish:example succeeded\n${pub.stdout}${pub.stderr}`);
+  const sendId = /send (snd_[0-9a-f]+)/.exec(pub.stdout)?.[1];
+  t.ok(sendId, "printed the send id");
+
+  const msgs = (await (await fetch(`${info.simulator}/_sim/messages?client_msg_id=${sendId}`)).json()) as { count: number; messages: { template_id: string }[] };
+  t.equal(msgs.count, 1, "one message reached the simulator");
+  t.equal(msgs.messages[0]?.template_id, "TPL_ORDER_PAID_EN");
+
+  const r = await fetch(`${info.gateway}/notifications/sends/${sendId}`, { headers: { authorization: `Bearer ${info.apiKey}` } });
+  t.equal(r.status, 200);
+  const body = (await r.json()) as { record: { status: string } };
+  t.equal(body.record.status, "success", "the gateway reads success");
+  t.equal((await fetch(`${info.gateway}/notifications/sends/${sendId}`)).status, 401, "and refuses without the key");
+
+  proc.kill("SIGINT");
+  const code = await new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
+  t.equal(code, 0, "Ctrl-C drains and stops everything");
+  t.match(out, /nats stopped/);
+});
