@@ -16,7 +16,7 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "Resolves the template like the dispatcher (locale exact → language → zh-CN), validates `data` against its " +
           "payload_schema and renders the WeChat payload. 404 when no template matches; 422 with the ajv errors when `data` misses fields.",
         body: PreviewBody,
-        response: { 200: PreviewResponse, ...errors(400, 404, 422) },
+        response: { 200: PreviewResponse, ...errors(400, 404, 409, 422) },
       },
     },
     async (request) => {
