@@ -59,20 +59,20 @@ export class Stack {
 
   async addSender(): Promise<SenderService> {
     const o = this.opts;
-    const channel = createWeChatChannel({
-      apiBase: this.sim.url,
-      appId: this.sim.appId,
-      appSecret: "local-simulator-secret",
-      timeoutMs: o.wechatTimeoutMs ?? 1000,
-      tokens: this.topo.buckets.tokens,
-      log: this.log,
-      metrics: this.metrics,
-    });
     const sender = await startSender({
       nc: this.nc,
       log: this.log.child({ actor: `sender-${this.senders.length + 1}` }),
       metrics: this.metrics,
-      channel,
+      createChannel: ({ buckets }) =>
+        createWeChatChannel({
+          apiBase: this.sim.url,
+          appId: this.sim.appId,
+          appSecret: "local-simulator-secret",
+          timeoutMs: o.wechatTimeoutMs ?? 1000,
+          tokens: buckets.tokens,
+          log: this.log,
+          metrics: this.metrics,
+        }),
       concurrency: o.senderConcurrency ?? 32,
       retry: { baseMs: o.retryBaseMs ?? 50, maxMs: 2000, jitter: 0 },
       quotaParkMs: 60_000,

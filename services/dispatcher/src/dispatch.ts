@@ -104,18 +104,15 @@ function baseRecord(env: EventEnvelope, channel: string, sendId: string, templat
   };
 }
 
-/** A final outcome that is not a send (skipped, failed schema): written once, replayable by a later event. */
+/**
+ * A final outcome that is not a send (skipped, failed schema/render). The first outcome
+ * of a business key stands; a later event for a never-delivered key can still be sent
+ * (the queued path replays it), so nothing is lost by not overwriting here.
+ */
 async function recordOutcome(deps: DispatcherDeps, rec: SendRecord): Promise<void> {
   const r = await deps.records.create(rec);
-  if (r.written || !r.current) return;
-  // The key has a record already: a never-delivered one takes the newer outcome only if
-  // it is also a non-send; a queued/retrying/success record is left alone.
-  const cur = r.current.record;
-  if (cur.event_id !== rec.event_id && (cur.status === Status.skipped || (cur.status === Status.failed && cur.reason !== FailReason.permanent))) {
-    await deps.records.write(rec.send_id, (c) => (c && (c.status === Status.skipped || c.status === Status.failed) ? { ...rec, attempts: c.attempts } : null), {
-      expected: r.current,
-      replay: false,
-    }).catch(() => undefined);
+  if (!r.written && r.current && r.current.record.event_id !== rec.event_id) {
+    deps.log.info({ send_id: rec.send_id, event_id: rec.event_id, status: rec.status, recorded: r.current.record.status }, "business key already recorded: outcome logged only");
   }
 }
 

@@ -1,4 +1,4 @@
-import { connectNats, defaultSenderBackoff, ensureTopology } from "@notify/nats";
+import { connectNats, defaultSenderBackoff } from "@notify/nats";
 import { createLogger } from "@notify/log";
 import { createMetrics, startHealthServer } from "@notify/metrics";
 import { runMain } from "@notify/runtime";
@@ -18,24 +18,22 @@ await runMain(log, async () => {
     channels: [config.SENDER_CHANNEL],
     senderBackoffMs: config.SENDER_ACK_BACKOFF_MS?.map(Number) ?? defaultSenderBackoff(config.WECHAT_TIMEOUT_MS),
     senderMaxAckPending: config.SENDER_MAX_ACK_PENDING,
-    log,
   };
-  const { buckets } = await ensureTopology(nc, topology);
-  const channel = createWeChatChannel({
-    apiBase: config.WECHAT_API_BASE,
-    appId: config.WECHAT_APP_ID,
-    appSecret: config.WECHAT_APP_SECRET,
-    timeoutMs: config.WECHAT_TIMEOUT_MS,
-    tokens: buckets.tokens,
-    log,
-    metrics,
-    connections: config.SENDER_CONCURRENCY,
-  });
   const service = await startSender({
     nc,
     log,
     metrics,
-    channel,
+    createChannel: ({ buckets }) =>
+      createWeChatChannel({
+        apiBase: config.WECHAT_API_BASE,
+        appId: config.WECHAT_APP_ID,
+        appSecret: config.WECHAT_APP_SECRET,
+        timeoutMs: config.WECHAT_TIMEOUT_MS,
+        tokens: buckets.tokens,
+        log,
+        metrics,
+        connections: config.SENDER_CONCURRENCY,
+      }),
     concurrency: config.SENDER_CONCURRENCY,
     retry: { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, jitter: config.RETRY_JITTER },
     quotaParkMs: config.QUOTA_PARK_MS,

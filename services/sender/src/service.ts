@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
-import { Actor, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
+import { Actor, RecordStore, ensureTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -12,7 +12,8 @@ export interface SenderServiceOptions {
   nc: NatsConnection;
   log: Logger;
   metrics: Metrics;
-  channel: Channel;
+  /** Builds the channel once the topology (e.g. the shared token bucket) exists. */
+  createChannel: (topo: Topology) => Channel;
   concurrency: number;
   retry: RetryPolicy;
   quotaParkMs: number;
@@ -28,14 +29,16 @@ export interface SenderService {
 
 /** One sender replica: a pull actor on `sender-<channel>`, shared with every other replica. */
 export async function startSender(o: SenderServiceOptions): Promise<SenderService> {
-  const ch = o.channel.name;
-  const topo = await ensureTopology(o.nc, { ...o.topology, channels: [...new Set([...(o.topology?.channels ?? []), ch])], log: o.log });
+  const topo = await ensureTopology(o.nc, { ...o.topology, log: o.log });
+  const channel = o.createChannel(topo);
+  const ch = channel.name;
+  if (!(o.topology?.channels ?? ["wechat"]).includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
   const js = jetstream(o.nc);
   const consumer = Consumers.sender(ch);
   const handle = createSendHandler({
     js,
     records: new RecordStore(topo.buckets.records),
-    channel: o.channel,
+    channel,
     metrics: o.metrics,
     log: o.log,
     retry: o.retry,
@@ -69,7 +72,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     close() {
       closing ??= (async () => {
         await actor.close();
-        await o.channel.close();
+        await channel.close();
       })();
       return closing;
     },
