@@ -76,6 +76,9 @@ t.test("gateway - send log by send_id and by business key, with the status histo
   t.equal(b.record.attempts, 5);
   t.same(b.history.map((r: SendRecord) => r.status), ["queued", "retrying", "dead"], "every status, oldest first");
   t.equal(b.revision, (await records.get(j.send_id))!.revision);
+  const light = await app.inject({ method: "GET", url: `/notifications/sends/${j.send_id}?history=false`, headers: AUTH });
+  t.equal(light.json().record.status, "dead");
+  t.notOk("history" in light.json(), "history=false skips the history for pollers");
 
   const byKey = await app.inject({ method: "GET", url: "/notifications/sends?event=order.paid&order_id=O-LOG-1&ticket_id=T-7&channel=wechat", headers: AUTH });
   t.equal(byKey.statusCode, 200);

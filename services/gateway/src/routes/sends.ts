@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { notFound } from "../errors.js";
 import { errors } from "../schemas/common.js";
-import { SendLogResponse, SendLookupQuery, SendParams } from "../schemas/sends.js";
+import { HistoryQuery, SendLogResponse, SendLookupQuery, SendParams } from "../schemas/sends.js";
 
 /** The send log: one record with its status history, by send_id or by business key. */
 const sendRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -12,11 +12,12 @@ const sendRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["Send log"],
         summary: "A send record and its status history",
         params: SendParams,
+        querystring: HistoryQuery,
         response: { 200: SendLogResponse, ...errors(400, 404) },
       },
     },
     async (request) => {
-      const entry = await app.notify.sends.byId(request.params.send_id);
+      const entry = await app.notify.sends.byId(request.params.send_id, { withHistory: request.query.history !== false });
       if (!entry) throw notFound(`no send ${request.params.send_id}`);
       return entry;
     },
@@ -33,8 +34,8 @@ const sendRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { event, order_id, ticket_id, channel = "wechat" } = request.query;
-      const entry = await app.notify.sends.byBusinessKey({ event, order_id, ticket_id: ticket_id ?? null, channel });
+      const { event, order_id, ticket_id, channel = "wechat", history } = request.query;
+      const entry = await app.notify.sends.byBusinessKey({ event, order_id, ticket_id: ticket_id ?? null, channel }, { withHistory: history !== false });
       if (!entry) throw notFound(`no send for ${event} order ${order_id}${ticket_id ? ` ticket ${ticket_id}` : ""} on ${channel}`);
       return entry;
     },

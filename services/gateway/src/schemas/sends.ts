@@ -30,10 +30,14 @@ export const SendLogResponse = Type.Object(
     send_id: Type.String(),
     revision: Type.Integer({ description: "KV revision of the current record" }),
     record: SendRecordSchema,
-    history: Type.Array(SendRecordSchema, { description: "Every status the record went through, oldest first" }),
+    history: Type.Optional(Type.Array(SendRecordSchema, { description: "Every status the record went through, oldest first (absent with history=false)" })),
   },
   { description: "The send record and its status history" },
 );
+
+export const HistoryQuery = Type.Object({
+  history: Type.Optional(Type.Boolean({ default: true, description: "false = only the current record (cheaper for pollers)" })),
+});
 
 export const SendParams = Type.Object({
   send_id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[-\\w=]+$", description: "e.g. snd_<32 hex>" }),
@@ -44,4 +48,5 @@ export const SendLookupQuery = Type.Object({
   order_id: Type.String({ minLength: 1, maxLength: 128 }),
   ticket_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   channel: Type.Optional(Type.Enum(CHANNELS, { default: "wechat" })),
+  history: HistoryQuery.properties.history,
 });
