@@ -1,3 +1,3 @@
 export * from "./metrics.js";
 export * from "./health-server.js";
-export { Registry } from "prom-client";
+export { Counter, Gauge, Histogram, Registry } from "prom-client";

@@ -26,6 +26,12 @@ export interface DlqMeta {
   last_error: string;
   /** `wechat_permanent`, `max_deliveries`, ... (FailReason in @notify/contracts). */
   reason: string;
+  /**
+   * SENDS sequence of the job being dead-lettered. When set it joins the message id, so
+   * a replayed job that fails again within the duplicate window is still copied (a new
+   * job has a new sequence), while a retried copy of the same job is stored once.
+   */
+  source_seq?: number | undefined;
 }
 
 /**
@@ -40,7 +46,13 @@ export function publishToDlq(js: JetStreamClient, job: SendJob, meta: DlqMeta, t
   h.set(Headers.lastError, meta.last_error.replace(/[\r\n]+/g, " ").slice(0, 1024));
   h.set(Headers.reason, meta.reason);
   if (traceparent) h.set(Headers.traceparent, traceparent);
-  return js.publish(Subjects.dlq(job.channel), encodeJson(job), { msgID: `dlq.${meta.send_id}.${meta.attempts}.${meta.reason}`, headers: h });
+  return js.publish(Subjects.dlq(job.channel), encodeJson(job), { msgID: dlqMsgId(meta), headers: h });
+}
+
+/** The Nats-Msg-Id of a DLQ copy: `dlq.<send_id>.<attempts>.<reason>[.<source_seq>]`. */
+export function dlqMsgId(meta: DlqMeta): string {
+  const base = `dlq.${meta.send_id}.${meta.attempts}.${meta.reason}`;
+  return meta.source_seq !== undefined ? `${base}.${meta.source_seq}` : base;
 }
 
 /** Reads the DLQ meta back from a message's headers. */
