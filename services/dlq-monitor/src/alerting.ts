@@ -1,0 +1,174 @@
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
+import type { Logger } from "@notify/log";
+import type { Metrics } from "@notify/metrics";
+import { AlertRules, toObservation, type AlertRulesOptions, type RaisedAlert } from "./alerts.js";
+import type { AlertWebhook } from "./webhook.js";
+
+export interface AlertingOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  log: Logger;
+  metrics: Metrics;
+  rules: AlertRulesOptions;
+  webhook: AlertWebhook | null;
+  /** How often the DLQ depth is checked (it is also checked after every dead letter). */
+  dlqCheckIntervalMs: number;
+  /** Facts replayed at start-up to rebuild streaks and de-duplication windows (0: none). */
+  lookbackMs: number;
+  now: () => number;
+  /** Every alert this process raised (after publishing it). */
+  onAlert?: (fact: AlertFact) => void;
+}
+
+/**
+ * The I/O around `AlertRules`: reads every fact on `notification.>` through an ordered
+ * consumer (no acks, no state on the server), checks the DLQ depth, and raises alerts —
+ * published on `notification.alert`, logged at error, POSTed to the webhook in the
+ * background. It runs beside the advisory loop and never holds it up.
+ *
+ * Replicas: alert ids are derived from the fact that triggered them, so replicas that
+ * take the same decision publish one fact; only the replica whose publish was not a
+ * duplicate logs, counts and calls the webhook.
+ */
+export class Alerting {
+  readonly rules: AlertRules;
+  private messages: ConsumerMessages | null = null;
+  private loop: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private caughtUp = false;
+  private catchUpTarget = 0;
+  private resolveCaughtUp!: () => void;
+  /** Resolves once the start-up replay of facts is done and alerts are live. */
+  readonly ready: Promise<void> = new Promise((resolve) => (this.resolveCaughtUp = resolve));
+  private depthCheck: Promise<void> | null = null;
+  private depthAgain = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly o: AlertingOptions) {
+    this.rules = new AlertRules(o.rules);
+  }
+
+  async start(): Promise<void> {
+    const { js, jsm, lookbackMs, now } = this.o;
+    const startTime = now() - lookbackMs;
+    const si = await jsm.streams.info(Streams.notifications);
+    let replay = lookbackMs > 0 && si.state.messages > 0;
+    if (replay) {
+      const last = await jsm.streams.getMessage(Streams.notifications, { seq: si.state.last_seq }).catch(() => null);
+      replay = last !== null && last.time.getTime() >= startTime;
+    }
+    this.catchUpTarget = si.state.last_seq;
+    const consumer = await js.consumers.get(
+      Streams.notifications,
+      replay ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startTime).toISOString() } : { deliver_policy: DeliverPolicy.New },
+    );
+    this.messages = await consumer.consume({ max_messages: 512 });
+    this.loop = this.run(this.messages);
+    if (!replay) this.markCaughtUp();
+    this.timer = setInterval(() => this.requestDlqCheck(), this.o.dlqCheckIntervalMs);
+    this.timer.unref();
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      try {
+        await this.onFact(m);
+      } catch (err) {
+        this.o.log.error({ err, subject: m.subject, seq: m.seq }, "fact handling failed");
+      }
+    }
+  }
+
+  private async onFact(m: JsMsg): Promise<void> {
+    const raised = this.rules.observe(toObservation(m.subject, m.data, m.seq), this.o.now(), !this.caughtUp);
+    for (const r of raised) await this.raise(r);
+    if (!this.caughtUp && (m.seq >= this.catchUpTarget || m.info.pending === 0)) this.markCaughtUp();
+  }
+
+  private markCaughtUp(): void {
+    if (this.caughtUp) return;
+    this.caughtUp = true;
+    const pending = this.rules.evaluate(this.o.now());
+    this.o.log.info({ raised_after_replay: pending.length }, "alerting live");
+    void (async () => {
+      for (const r of pending) await this.raise(r);
+    })();
+    this.resolveCaughtUp();
+    this.requestDlqCheck();
+  }
+
+  /** Publishes, logs, counts and POSTs one alert. Never throws. */
+  async raise(r: RaisedAlert): Promise<void> {
+    const { fact } = r;
+    let duplicate = false;
+    try {
+      const ack = await this.o.js.publish(Subjects.alert, encodeJson(fact), { msgID: r.msgId });
+      duplicate = ack.duplicate;
+    } catch (err) {
+      // Still log and call the webhook: an alert matters most when the bus is unwell.
+      this.o.log.warn({ err, alert_kind: fact.kind }, "alert fact could not be published");
+    }
+    if (duplicate) {
+      this.o.log.info({ alert: fact }, "alert already raised by another replica");
+      return;
+    }
+    this.o.metrics.alertsTotal.inc({ kind: fact.kind, channel: fact.channel });
+    this.o.log.error({ alert: fact }, `ALERT ${fact.kind}: ${fact.message}`);
+    this.o.webhook?.enqueue(fact);
+    this.o.onAlert?.(fact);
+  }
+
+  /** Schedules a DLQ depth check; concurrent requests fold into one more check. */
+  requestDlqCheck(): void {
+    if (this.closing) return;
+    if (this.depthCheck) {
+      this.depthAgain = true;
+      return;
+    }
+    this.depthCheck = (async () => {
+      do {
+        this.depthAgain = false;
+        await this.checkDlqDepth().catch((err: unknown) => this.o.log.warn({ err }, "DLQ depth check failed"));
+      } while (this.depthAgain && !this.closing);
+    })().finally(() => {
+      this.depthCheck = null;
+    });
+  }
+
+  /** Reads the DLQ depth, sets the gauge, alerts when it is over the threshold. */
+  async checkDlqDepth(): Promise<number> {
+    const si = await this.o.jsm.streams.info(Streams.dlq);
+    const depth = si.state.messages;
+    this.o.metrics.dlqDepth.set(depth);
+    // Before the replay is done, earlier alerts are not known yet: only measure.
+    if (this.caughtUp) {
+      const r = this.rules.dlqDepth(depth, this.o.now());
+      if (r) await this.raise(r);
+    }
+    return depth;
+  }
+
+  /** Resolves when no DLQ depth check is running. */
+  async idle(): Promise<void> {
+    while (this.depthCheck) await this.depthCheck;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      const steps = [
+        async () => {
+          await this.messages?.close();
+          await this.loop;
+        },
+        () => this.idle(),
+        async () => this.o.webhook?.close(),
+      ];
+      for (const step of steps) {
+        await step().catch((err: unknown) => this.o.log.warn({ err }, "alerting close step failed"));
+      }
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,222 @@
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Consumers, Streams, type AlertFact } from "@notify/contracts";
+import { Actor, RecordStore, ensureTopology, openBuckets, type TopologyOptions } from "@notify/nats";
+import type { Logger } from "@notify/log";
+import { Counter, createMetrics, type Metrics } from "@notify/metrics";
+import { Alerting } from "./alerting.js";
+import type { AlertRules } from "./alerts.js";
+import { createAdvisoryHandler, type AdvisoryOutcome, type MaxDeliveriesAdvisory } from "./monitor.js";
+import { AlertWebhook } from "./webhook.js";
+
+/** Everything the monitor needs to know, already validated (main.ts maps env onto it). */
+export interface DlqMonitorSettings {
+  /** Advisories handled at once (MONITOR_CONCURRENCY). */
+  concurrency: number;
+  /** Alert when the DLQ holds more than this many messages (DLQ_ALERT_THRESHOLD). */
+  dlqAlertThreshold: number;
+  /** Alert when a channel has more than this many failed notifications in a row (ALERT_CONSECUTIVE_FAILURES). */
+  consecutiveFailures: number;
+  /** One alert per (kind, channel) per window (ALERT_DEDUP_WINDOW_MS). */
+  dedupWindowMs: number;
+  /** Facts replayed at start-up to rebuild streaks and windows (ALERT_LOOKBACK_MS); defaults to the dedup window. */
+  lookbackMs: number;
+  /** DLQ depth check period (DLQ_CHECK_INTERVAL_MS). */
+  dlqCheckIntervalMs: number;
+  /** Optional webhook (ALERT_WEBHOOK_*). */
+  webhook: { url: string; timeoutMs: number; retries: number; backoffMs: number } | null;
+}
+
+export const DEFAULT_SETTINGS: DlqMonitorSettings = {
+  concurrency: 8,
+  dlqAlertThreshold: 100,
+  consecutiveFailures: 3,
+  dedupWindowMs: 10 * 60_000,
+  lookbackMs: 10 * 60_000,
+  dlqCheckIntervalMs: 30_000,
+  webhook: null,
+};
+
+export interface DlqMonitorDeps {
+  nc: NatsConnection;
+  log: Logger;
+  /** Defaults to `createMetrics("dlq-monitor")`. */
+  metrics?: Metrics;
+  settings?: Partial<DlqMonitorSettings>;
+  /**
+   * Options for `ensureTopology` (replicas, mismatch policy). The monitor creates no
+   * sender consumers unless `channels` is given: those belong to the senders. `false`
+   * skips ensureTopology and expects every resource to exist.
+   */
+  topology?: TopologyOptions | false;
+  /** Clock (tests). */
+  now?: () => number;
+  /** Hooks for tests and embedding. */
+  onAlert?: (fact: AlertFact) => void;
+  onAdvisory?: (outcome: AdvisoryOutcome, advisory: MaxDeliveriesAdvisory | null) => void;
+}
+
+export interface DlqMonitor {
+  readonly metrics: Metrics;
+  readonly settings: DlqMonitorSettings;
+  /** The alert rules' state (streaks, windows); null before start(). */
+  readonly rules: AlertRules | null;
+  readonly webhook: AlertWebhook | null;
+  /** Ensures the topology, starts the advisory actor and the alerting. */
+  start(): Promise<void>;
+  /** Resolves when the start-up replay of facts is done and alerts are live. */
+  alertsLive(): Promise<void>;
+  /** NATS connected and the dlq-monitor consumer reachable. */
+  ready(): Promise<boolean>;
+  /** Consumer lag, DLQ depth and in-flight gauges (before each /metrics scrape). */
+  refreshGauges(): Promise<void>;
+  /** Checks the DLQ depth now (alerts if over the threshold); returns it. */
+  checkDlqDepth(): Promise<number>;
+  /** Stops fetching, drains in-flight advisories, stops alerting, flushes the webhook. Idempotent; never closes `nc`. */
+  close(): Promise<void>;
+}
+
+const WEBHOOK_METRIC = "notifications_alert_webhook_total";
+
+function webhookCounter(metrics: Metrics): Counter<"outcome"> {
+  const existing = metrics.registry.getSingleMetric(WEBHOOK_METRIC);
+  if (existing) return existing as Counter<"outcome">;
+  return new Counter({
+    name: WEBHOOK_METRIC,
+    help: "Alert webhook deliveries by outcome (delivered, failed after every retry, dropped when the queue was full)",
+    labelNames: ["outcome"] as const,
+    registers: [metrics.registry],
+  });
+}
+
+/**
+ * The DLQ monitor as a factory: tests build it in-process against a real nats-server,
+ * main.ts builds it from the environment. It owns neither the connection nor the
+ * health server.
+ */
+export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
+  const settings: DlqMonitorSettings = { ...DEFAULT_SETTINGS, ...deps.settings };
+  if (deps.settings?.lookbackMs === undefined) settings.lookbackMs = settings.dedupWindowMs;
+  const metrics = deps.metrics ?? createMetrics("dlq-monitor");
+  const now = deps.now ?? Date.now;
+  const log = deps.log;
+  const js = jetstream(deps.nc);
+  const webhookTotal = webhookCounter(metrics);
+  const webhook = settings.webhook
+    ? new AlertWebhook({
+        ...settings.webhook,
+        log: log.child({ component: "alert-webhook" }),
+        onOutcome: (outcome) => webhookTotal.inc({ outcome }),
+      })
+    : null;
+
+  let jsm: JetStreamManager | null = null;
+  let actor: Actor | null = null;
+  let alerting: Alerting | null = null;
+  let started: Promise<void> | null = null;
+  let closing: Promise<void> | null = null;
+
+  async function doStart(): Promise<void> {
+    let records: RecordStore;
+    if (deps.topology === false) {
+      jsm = await jetstreamManager(deps.nc);
+      records = new RecordStore((await openBuckets(deps.nc)).records);
+    } else {
+      const topo = await ensureTopology(deps.nc, { channels: [], ...deps.topology, log });
+      jsm = topo.jsm;
+      records = new RecordStore(topo.buckets.records);
+    }
+    alerting = new Alerting({
+      js,
+      jsm,
+      log: log.child({ component: "alerting" }),
+      metrics,
+      rules: { consecutiveFailures: settings.consecutiveFailures, dlqDepthThreshold: settings.dlqAlertThreshold, dedupWindowMs: settings.dedupWindowMs },
+      webhook,
+      dlqCheckIntervalMs: settings.dlqCheckIntervalMs,
+      lookbackMs: settings.lookbackMs,
+      now,
+      ...(deps.onAlert ? { onAlert: deps.onAlert } : {}),
+    });
+    const a = alerting;
+    const handle = createAdvisoryHandler({
+      js,
+      jsm,
+      records,
+      metrics,
+      log,
+      // The streak learns of this failure from the fact on notification.dead; the depth is re-checked now.
+      onDead: () => a.requestDlqCheck(),
+      ...(deps.onAdvisory ? { onOutcome: deps.onAdvisory } : {}),
+    });
+    actor = new Actor({ js, stream: Streams.advisories, consumer: Consumers.dlqMonitor, concurrency: settings.concurrency, handle, log, errorDelayMs: 1000 });
+    try {
+      await alerting.start();
+      await actor.start();
+    } catch (err) {
+      await actor.close().catch(() => undefined);
+      await alerting.close().catch(() => undefined);
+      throw err;
+    }
+    log.info(
+      {
+        concurrency: settings.concurrency,
+        dlq_alert_threshold: settings.dlqAlertThreshold,
+        consecutive_failures: settings.consecutiveFailures,
+        dedup_window_ms: settings.dedupWindowMs,
+        webhook: webhook ? "configured" : "off",
+      },
+      "dlq-monitor started",
+    );
+  }
+
+  return {
+    metrics,
+    settings,
+    get rules() {
+      return alerting?.rules ?? null;
+    },
+    webhook,
+    start() {
+      if (closing) return Promise.reject(new Error("dlq-monitor is closed"));
+      started ??= doStart();
+      return started;
+    },
+    async alertsLive() {
+      await started;
+      await alerting?.ready;
+    },
+    async ready() {
+      if (!jsm || !actor || deps.nc.isClosed() || closing) return false;
+      await jsm.consumers.info(Streams.advisories, Consumers.dlqMonitor);
+      return true;
+    },
+    async refreshGauges() {
+      if (!jsm) return;
+      const ci = await jsm.consumers.info(Streams.advisories, Consumers.dlqMonitor);
+      metrics.consumerPending.set({ stream: Streams.advisories, consumer: Consumers.dlqMonitor }, ci.num_pending);
+      metrics.consumerAckPending.set({ stream: Streams.advisories, consumer: Consumers.dlqMonitor }, ci.num_ack_pending);
+      metrics.inFlight.set({ actor: Consumers.dlqMonitor }, actor?.busy ?? 0);
+      metrics.dlqDepth.set((await jsm.streams.info(Streams.dlq)).state.messages);
+    },
+    async checkDlqDepth() {
+      if (!alerting) throw new Error("dlq-monitor is not started");
+      return alerting.checkDlqDepth();
+    },
+    close() {
+      closing ??= (async () => {
+        await started?.catch(() => undefined);
+        // Every step runs even if an earlier one fails: advisories first, then alerting (and the webhook).
+        for (const step of [() => actor?.close(), () => alerting?.close(), () => webhook?.close()]) {
+          try {
+            await step();
+          } catch (err) {
+            log.warn({ err }, "dlq-monitor close step failed");
+          }
+        }
+        log.info("dlq-monitor stopped");
+      })();
+      return closing;
+    },
+  };
+}
