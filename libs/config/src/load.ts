@@ -39,5 +39,6 @@ export function loadConfig<P extends TProperties>(schema: TObject<P>, env: NodeJ
 }
 
 function redactIfSecret(name: string, v: unknown): unknown {
-  return /PASS|SECRET|TOKEN|KEY|SEED|CREDS/i.test(name) ? "[redacted]" : v;
+  // URLs may carry credentials (nats://user:pass@host, webhook tokens in the path).
+  return /PASS|SECRET|TOKEN|KEY|SEED|CREDS|URL/i.test(name) ? "[redacted]" : v;
 }

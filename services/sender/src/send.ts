@@ -111,7 +111,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     if (outcome.kind === "permanent") {
       const error = `${outcome.code}: ${outcome.error}`;
       // Copy to the DLQ before term(): a terminated job leaves SENDS for good.
-      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent }, h?.get(Headers.traceparent));
+      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent, source_seq: msg.seq }, h?.get(Headers.traceparent));
       const w = await records.write(
         job.send_id,
         (c) => ({ ...(c ?? recordFromJob(job)), status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, updated_at: now.toISOString() }),
