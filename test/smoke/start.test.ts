@@ -13,7 +13,7 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
   const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
   const [nats, natsMonitor, gateway, sim, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const ready = path.join(dir, "ready.json");
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATA_DIR: path.join(dir, "data"),
     LOCAL_NATS_PORT: String(nats),
