@@ -37,10 +37,10 @@ t.test("gateway - Swagger UI in a real browser: authorize, run GET /notification
   const userDataDir = mkdtempSync(path.join(tmpdir(), "chromium-profile-"));
   t.teardown(() => rmSync(userDataDir, { recursive: true, force: true }));
   // launch() refuses --user-data-dir; a persistent context on a fresh directory is the same thing.
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 1400 } });
+  const context = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, timeout: 60_000, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 1400 } });
   t.teardown(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(45_000); // generous: CI machines run many test files at once
   const problems: string[] = [];
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(m.text());
