@@ -27,7 +27,10 @@ export const SENDER_MAX_DELIVER = 5;
 export interface TopologyOptions {
   /** Replicas for streams and buckets (1 locally, 3 in a cluster). */
   replicas?: number;
-  /** Channels that get a SENDS consumer. */
+  /**
+   * Channels whose SENDS consumer this caller owns and creates (only senders pass this:
+   * the consumer's backoff follows the sender's WeChat timeout). Default none.
+   */
   channels?: readonly string[];
   /**
    * Ack-wait redelivery schedule of sender consumers (used when a sender dies mid-job).
@@ -63,7 +66,7 @@ interface Resolved {
 function resolve(o: TopologyOptions): Resolved {
   const r: Resolved = {
     replicas: o.replicas ?? 1,
-    channels: o.channels ?? ["wechat"],
+    channels: o.channels ?? [],
     senderBackoffMs: o.senderBackoffMs ?? defaultSenderBackoff(5 * SECOND),
     senderMaxAckPending: o.senderMaxAckPending ?? 1000,
     lockTtlMs: o.lockTtlMs ?? 30 * DAY,

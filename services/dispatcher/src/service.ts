@@ -28,7 +28,8 @@ export interface DispatcherService {
 
 /** Wires the dispatcher: topology, template cache (KV watch), the pull actor on EVENTS. */
 export async function startDispatcher(o: DispatcherServiceOptions): Promise<DispatcherService> {
-  const topo = await ensureTopology(o.nc, { ...o.topology, channels: o.channels, log: o.log });
+  // The sender consumers belong to the senders (their backoff follows the WeChat timeout).
+  const topo = await ensureTopology(o.nc, { ...o.topology, channels: [], log: o.log });
   const templates = new TemplateCache(topo.buckets.templates, {
     onInvalid: (key, err) => o.log.error({ key, err }, "stored template does not compile; ignored"),
     onChange: (key, op) => o.log.info({ key, op }, "template changed"),

@@ -29,10 +29,11 @@ export interface SenderService {
 
 /** One sender replica: a pull actor on `sender-<channel>`, shared with every other replica. */
 export async function startSender(o: SenderServiceOptions): Promise<SenderService> {
-  const topo = await ensureTopology(o.nc, { ...o.topology, log: o.log });
+  const channels = o.topology?.channels ?? ["wechat"];
+  const topo = await ensureTopology(o.nc, { ...o.topology, channels, log: o.log });
   const channel = o.createChannel(topo);
   const ch = channel.name;
-  if (!(o.topology?.channels ?? ["wechat"]).includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
+  if (!channels.includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
   const js = jetstream(o.nc);
   const consumer = Consumers.sender(ch);
   const handle = createSendHandler({
