@@ -82,7 +82,7 @@ export async function scrapeCounter(url: string, name: string, labels: Record<st
   let sum = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line);
     if (!m || m[1] !== name) continue;
     const lbl = m[2] ?? "";
     if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
