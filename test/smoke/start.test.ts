@@ -43,7 +43,7 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
   await waitFor(() => existsSync(ready) || proc.exitCode !== null, "the system to start", 90_000, 200).catch((err: Error) => {
     throw new Error(`${err.message}\n${out.slice(-3000)}`);
   });
-  t.equal(proc.exitCode, null, "launcher still running");
+  if (proc.exitCode !== null) throw new Error(`the launcher exited with ${proc.exitCode}:\n${out.slice(-4000)}`);
   const info = JSON.parse(readFileSync(ready, "utf8")) as { gateway: string; apiKey: string; natsUrl: string; simulator: string };
   t.match(out, /Swagger UI: +http:\/\/127\.0\.0\.1:\d+\/docs/, "prints the Swagger UI URL");
   t.match(out, new RegExp(`API key: +${info.apiKey}`), "prints the local API key");
