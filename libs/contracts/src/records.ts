@@ -134,3 +134,25 @@ export interface AlertFact {
   threshold: number;
   at: string;
 }
+
+/**
+ * The record a job stands for, rebuilt from the job alone: the dispatcher's `queued`
+ * record (for a compare-and-set without a read) or a stand-in when a record is missing.
+ */
+export function recordFromJob(job: SendJob, status: Status = Status.queued, now: Date | string = new Date()): SendRecord {
+  return {
+    send_id: job.send_id,
+    event_id: job.event_id,
+    event: job.event,
+    order_id: job.order_id,
+    ticket_id: job.ticket_id,
+    channel: job.channel,
+    language: job.language,
+    template_id: job.template_id,
+    openid: job.openid,
+    status,
+    attempts: 0,
+    occurred_at: job.occurred_at,
+    updated_at: typeof now === "string" ? now : now.toISOString(),
+  };
+}

@@ -9,6 +9,7 @@ import {
   decodeJson,
   encodeJson,
   parseTraceparent,
+  recordFromJob,
   type SendJob,
   type SendRecord,
 } from "@notify/contracts";
@@ -56,25 +57,6 @@ export interface MonitorDeps {
   /** A job moved to `dead` by this delivery (after its fact was published). */
   onDead?: (job: SendJob, record: SendRecord) => void;
   onOutcome?: (outcome: AdvisoryOutcome, advisory: MaxDeliveriesAdvisory | null) => void;
-}
-
-/** The record as the dispatcher would have queued it, when none exists (it should). */
-function recordFromJob(job: SendJob, now: string): SendRecord {
-  return {
-    send_id: job.send_id,
-    event_id: job.event_id,
-    event: job.event,
-    order_id: job.order_id,
-    ticket_id: job.ticket_id,
-    channel: job.channel,
-    language: job.language,
-    template_id: job.template_id,
-    openid: job.openid,
-    status: Status.queued,
-    attempts: 0,
-    occurred_at: job.occurred_at,
-    updated_at: now,
-  };
 }
 
 /**
@@ -164,7 +146,7 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
         (c) =>
           c && c.status !== Status.queued && c.status !== Status.retrying
             ? null
-            : { ...(c ?? recordFromJob(job, now)), status: Status.dead, attempts, reason: FailReason.maxDeliveries, last_error: lastError, updated_at: now },
+            : { ...(c ?? recordFromJob(job, Status.queued, now)), status: Status.dead, attempts, reason: FailReason.maxDeliveries, last_error: lastError, updated_at: now },
         current ? { expected: current } : {},
       );
       if (w.written) {

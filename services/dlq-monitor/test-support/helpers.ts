@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
-import { Consumers, Status, Streams, Subjects, decodeJson, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
+import { Consumers, Status, Streams, Subjects, decodeJson, recordFromJob, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, decodeJob, ensureTopology, publishJob } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { createLogger, type Logger } from "@notify/log";
@@ -67,21 +67,7 @@ export async function queueJob(env: Env, channel: string, traceparent?: string):
     occurred_at: new Date().toISOString(),
     payload: { touser: `oTest${n}`, template_id: "TPL_PAID_ZH", client_msg_id: sendId, data: { thing1: { value: "West Lake night tour" } } },
   };
-  const record: SendRecord = {
-    send_id: sendId,
-    event_id: job.event_id,
-    event: job.event,
-    order_id: orderId,
-    ticket_id: null,
-    channel,
-    language: job.language,
-    template_id: job.template_id,
-    openid: job.openid,
-    status: Status.queued,
-    attempts: 0,
-    occurred_at: job.occurred_at,
-    updated_at: new Date().toISOString(),
-  };
+  const record = recordFromJob(job);
   const created = await env.records.create(record);
   const ack = await publishJob(env.js, job, { ...(created.written ? { recordRevision: created.revision } : {}), traceparent });
   return { job, seq: ack.seq };

@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { Headers, Status, Streams, Subjects, childTrace, type SendJob, type SendRecord } from "@notify/contracts";
+import { Headers, Status, Streams, Subjects, childTrace, recordFromJob, type SendJob, type SendRecord } from "@notify/contracts";
 import { decodeJob, publishJob, readDlqMeta, type RecordStore } from "@notify/nats";
 import { conflict, notFound } from "../errors.js";
 
@@ -96,7 +96,7 @@ export class DlqAdmin {
     const res = await this.records.write(
       summary.send_id,
       (current) => {
-        const base: SendRecord = current ?? recordFromJob(job, now);
+        const base: SendRecord = current ?? recordFromJob(job, Status.dead, now);
         const { reason: _r, last_error: _e, errors: _x, ...rest } = base;
         return { ...rest, status: Status.queued, attempts: 0, updated_at: now };
       },
@@ -169,21 +169,3 @@ function summarize(m: StoredMsg): { summary: DlqSummary; job: SendJob } {
   };
 }
 
-/** A record for a job whose record is gone (bucket purged): enough for the sender to go on. */
-function recordFromJob(job: SendJob, now: string): SendRecord {
-  return {
-    send_id: job.send_id,
-    event_id: job.event_id,
-    event: job.event,
-    order_id: job.order_id,
-    ticket_id: job.ticket_id,
-    channel: job.channel,
-    language: job.language,
-    template_id: job.template_id,
-    openid: job.openid,
-    status: Status.dead,
-    attempts: 0,
-    occurred_at: job.occurred_at,
-    updated_at: now,
-  };
-}
