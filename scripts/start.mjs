@@ -37,11 +37,12 @@ function build() {
 }
 
 const COLORS = [36, 35, 33, 32, 34, 31, 96];
-function run(name, args, extraEnv) {
+/** Starts a child with prefixed, coloured output; if one dies, everything stops. */
+function runProcess(name, bin, args, childEnv = env) {
   const color = COLORS[children.length % COLORS.length];
   // detached: a terminal's Ctrl-C reaches only this launcher, which stops the services
   // first (they drain) and NATS last.
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(bin, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
   }
@@ -55,21 +56,8 @@ function run(name, args, extraEnv) {
   return child;
 }
 
-function runBinary(name, bin, args) {
-  const color = COLORS[children.length % COLORS.length];
-  const child = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
-  }
-  child.on("exit", (code, signal) => {
-    if (!stopping) {
-      say(`${name} exited (${signal ?? code}); stopping everything`);
-      void stop(1);
-    }
-  });
-  children.push({ name, child });
-  return child;
-}
+/** A Node service or tool of this repository. */
+const run = (name, args, extraEnv) => runProcess(name, process.execPath, args, { ...env, ...extraEnv });
 
 async function waitHttp(url, what, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -145,7 +133,7 @@ async function main() {
       conf,
       [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.natsMonitor}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, }`].join("\n") + "\n",
     );
-    runBinary("nats", bin, ["-c", conf]);
+    runProcess("nats", bin, ["-c", conf]);
     natsUrl = `nats://127.0.0.1:${ports.nats}`;
     await waitHttp(`http://127.0.0.1:${ports.natsMonitor}/healthz?js-enabled-only=true`, "nats-server");
   }
