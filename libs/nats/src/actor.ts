@@ -29,6 +29,9 @@ export async function settle(msg: JsMsg, d: Decision): Promise<void> {
   }
 }
 
+/** Pull request lifetime of every actor (the idle heartbeat is half of it). */
+export const PULL_EXPIRES_MS = 5000;
+
 export interface ActorOptions {
   js: JetStreamClient;
   stream: string;
@@ -68,8 +71,11 @@ export class Actor {
     const { js, stream, consumer, concurrency } = this.opts;
     this.consumerRef = await js.consumers.get(stream, consumer);
     // Buffer about twice the concurrency: enough to keep the handlers busy, small enough
-    // that buffered messages do not sit out their ack wait.
-    this.messages = await this.consumerRef.consume({ max_messages: Math.max(2, concurrency * 2) });
+    // that buffered messages do not sit out their ack wait. Short pulls: a pull left on a
+    // consumer leader that died (cluster failover) is noticed after two missed heartbeats
+    // (expires / 2 each), and a failed re-check is retried after `expires`; with the
+    // client's 30 s default a failover stalled the actor for ~35 s.
+    this.messages = await this.consumerRef.consume({ max_messages: Math.max(2, concurrency * 2), expires: PULL_EXPIRES_MS });
     this.loop = this.run(this.messages);
   }
 
