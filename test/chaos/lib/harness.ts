@@ -1,0 +1,203 @@
+// Shared pieces of the chaos suite (not a test file: tap only runs *.test.ts).
+// Each scenario file starts its own nats-server (or cluster), its own WeChat simulator
+// and its own service processes, and prints one summary line per scenario.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { Streams, Subjects, decodeJson, encodeJson, sendIdFor, templateKey, type EventEnvelope, type SendRecord, type Template } from "@notify/contracts";
+import { RecordStore } from "@notify/nats";
+import type { Simulator } from "@notify/wechat-simulator";
+import { startService, type ServiceName, type ServiceProcess } from "../../support/processes.js";
+import { waitFor } from "../../support/wait.js";
+
+/** What a scenario counts at the end; printed as one line (the issue's "Must show"). */
+export interface Tally {
+  events: number;
+  /** Business keys with at least one message at WeChat. */
+  delivered: number;
+  /** Business keys with no message and no dead letter. */
+  lost: number;
+  /** Business keys with more than one message (by client_msg_id or by openid). */
+  duplicated: number;
+  /** Business keys dead-lettered (and not delivered). */
+  dlq: number;
+}
+
+export function summaryLine(scenario: string, t: Tally, ms: number, extra: Record<string, string | number> = {}): string {
+  const tail = Object.entries(extra).map(([k, v]) => ` ${k}=${v}`).join("");
+  return `scenario=${scenario} events=${t.events} delivered=${t.delivered} lost=${t.lost} duplicated=${t.duplicated} dlq=${t.dlq} time=${(ms / 1000).toFixed(1)}s${tail}`;
+}
+
+export const sendIdOf = (e: EventEnvelope, channel = "wechat"): string =>
+  sendIdFor({ event: e.event, order_id: e.order_id, ticket_id: e.ticket_id ?? null, channel });
+
+/**
+ * Counts at the simulator: every event has its own openid, so a second message shows up
+ * both under its client_msg_id (= send_id) and under its openid.
+ */
+export function tally(sim: Simulator, events: readonly EventEnvelope[], deadLettered: ReadonlySet<string> = new Set()): Tally {
+  const t: Tally = { events: events.length, delivered: 0, lost: 0, duplicated: 0, dlq: 0 };
+  for (const e of events) {
+    const sid = sendIdOf(e);
+    const byId = sim.deliveriesFor(sid).length;
+    const byOpenid = sim.messagesTo(e.recipient.openid).length;
+    if (byId > 0) t.delivered++;
+    else if (deadLettered.has(sid)) t.dlq++;
+    else t.lost++;
+    if (byId > 1 || byOpenid > 1) t.duplicated++;
+  }
+  return t;
+}
+
+/** Resolves when every event has at least one message at the simulator. */
+export async function waitDelivered(sim: Simulator, events: readonly EventEnvelope[], timeoutMs: number, what = "every event delivered"): Promise<void> {
+  const pending = new Set(events.map((e) => sendIdOf(e)));
+  await waitFor(() => {
+    for (const sid of pending) if (sim.deliveriesFor(sid).length > 0) pending.delete(sid);
+    return pending.size === 0;
+  }, `${what} (${pending.size} left)`, timeoutMs, 50);
+}
+
+/** Share of the events with a message at the simulator. */
+export function deliveredShare(sim: Simulator, events: readonly EventEnvelope[]): number {
+  let n = 0;
+  for (const e of events) if (sim.deliveriesFor(sendIdOf(e)).length > 0) n++;
+  return n / events.length;
+}
+
+/** The records of many sends, read with bounded concurrency. */
+export async function readRecords(records: RecordStore, sendIds: readonly string[], concurrency = 64): Promise<Map<string, SendRecord | null>> {
+  const out = new Map<string, SendRecord | null>();
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (i < sendIds.length) {
+        const sid = sendIds[i++]!;
+        out.set(sid, (await records.get(sid))?.record ?? null);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Counts records by status. */
+export function statusCounts(recs: Map<string, SendRecord | null>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of recs.values()) {
+    const k = r?.status ?? "missing";
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Stores a template straight in the KV bucket (what the gateway does after validation). */
+export async function putTemplate(kv: KV, t: Template): Promise<void> {
+  await kv.put(templateKey(t.event, t.channel, t.language), encodeJson(t));
+}
+
+/**
+ * Publishes like a well-behaved publisher: with `Nats-Msg-Id` = event id, retrying until
+ * JetStream acknowledges (a retry inside the duplicate window is stored once).
+ */
+export async function publishReliably(js: JetStreamClient, e: EventEnvelope, deadlineMs = 60_000): Promise<PubAck> {
+  const until = Date.now() + deadlineMs;
+  let delay = 50;
+  for (;;) {
+    try {
+      return await js.publish(Subjects.event(e.event), encodeJson(e), { msgID: e.id, timeout: 2000 });
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+}
+
+/** Resolves when the SENDS work queue holds nothing (every job acked, termed or removed). */
+export async function waitSendsEmpty(jsm: JetStreamManager, timeoutMs = 30_000): Promise<void> {
+  await waitFor(async () => (await jsm.streams.info(Streams.sends)).state.messages === 0, "SENDS to be empty", timeoutMs, 100);
+}
+
+/** Jobs still stored in SENDS (send_id and stream sequence). */
+export async function sendsLeftovers(jsm: JetStreamManager): Promise<{ seq: number; send_id: string }[]> {
+  const out: { seq: number; send_id: string }[] = [];
+  const { state } = await jsm.streams.info(Streams.sends);
+  let seq = state.first_seq;
+  while (state.messages > 0 && seq <= state.last_seq) {
+    // next_by_subj (nats-server 2.9+) skips deleted sequences in one request.
+    const m = await jsm.streams.getMessage(Streams.sends, { seq, next_by_subj: Subjects.sendsAll } as unknown as { seq: number }).catch(() => null);
+    if (!m) break;
+    out.push({ seq: m.seq, send_id: decodeJson<{ send_id: string }>(m.data).send_id });
+    seq = m.seq + 1;
+  }
+  return out;
+}
+
+/** Percentile of a list of numbers (nearest rank). */
+export function percentile(values: readonly number[], p: number): number {
+  if (!values.length) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Environment every worker process gets in the chaos suite (values small so faults resolve fast). */
+export function workerEnv(natsUrl: string | readonly string[], sim: Simulator, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NATS_URL: typeof natsUrl === "string" ? natsUrl : natsUrl.join(","),
+    WECHAT_API_BASE: sim.url,
+    WECHAT_APP_ID: sim.appId,
+    WECHAT_APP_SECRET: "local-simulator-secret",
+    WECHAT_TIMEOUT_MS: "1000",
+    SENDER_ACK_BACKOFF_MS: CHAOS_BACKOFF_MS.join(","),
+    RETRY_BASE_MS: "50",
+    RETRY_JITTER: "0",
+    SENDER_CONCURRENCY: "32",
+    LOG_LEVEL: "info",
+    ...extra,
+  };
+}
+
+/** Ack-wait redelivery schedule for a sender that dies mid-job: each entry > WECHAT_TIMEOUT_MS. */
+export const CHAOS_BACKOFF_MS = [1500, 3000, 4500, 6000];
+
+/**
+ * Every service process a test file starts, so one teardown ends them all (SIGKILL for
+ * the ones still running: the store dirs go with the nats-server anyway).
+ */
+export class Processes {
+  readonly all: ServiceProcess[] = [];
+
+  start(name: ServiceName, env: Record<string, string>, label: string = name): ServiceProcess {
+    const p = startService(name, env, label);
+    this.all.push(p);
+    return p;
+  }
+
+  async startReady(name: ServiceName, env: Record<string, string>, label: string = name, timeoutMs = 30_000): Promise<ServiceProcess> {
+    const p = this.start(name, env, label);
+    await p.ready(timeoutMs);
+    return p;
+  }
+
+  /** Processes that died without being asked to (a crash the scenario did not cause). */
+  unexpectedExits(killed: ReadonlySet<ServiceProcess>): ServiceProcess[] {
+    return this.all.filter((p) => !p.alive && !killed.has(p));
+  }
+
+  /** SIGTERM (a graceful drain), then SIGKILL for any process still there after `graceMs`. */
+  async stopAll(graceMs = 5000): Promise<void> {
+    await Promise.allSettled(
+      this.all.map(async (p) => {
+        const timer = setTimeout(() => void p.kill("SIGKILL"), graceMs);
+        await p.stop();
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
+
+/** Elapsed wall time, for the summary lines. */
+export function stopwatch(): () => number {
+  const t0 = Date.now();
+  return () => Date.now() - t0;
+}

@@ -1,0 +1,111 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import t from "tap";
+import { connect } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Status } from "@notify/contracts";
+import { RecordStore, ensureTopology } from "@notify/nats";
+import { NatsServer } from "@notify/nats-server";
+import { startSimulator } from "@notify/wechat-simulator";
+import { paidEvent, paidTemplate } from "../support/fixtures.js";
+import type { ServiceProcess } from "../support/processes.js";
+import {
+  CHAOS_BACKOFF_MS,
+  Processes,
+  deliveredShare,
+  putTemplate,
+  readRecords,
+  sendIdOf,
+  statusCounts,
+  stopwatch,
+  summaryLine,
+  tally,
+  waitDelivered,
+  waitSendsEmpty,
+  workerEnv,
+} from "./lib/harness.js";
+
+const EVENTS = 2000;
+const KILL_EVERY_MS = 300;
+
+t.test("chaos - sender processes killed with SIGKILL mid-flight: every key delivered exactly once", async (t) => {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const topo = await ensureTopology(nc, { senderBackoffMs: CHAOS_BACKOFF_MS });
+  const records = new RecordStore(topo.buckets.records);
+  const js = jetstream(nc);
+  const sim = await startSimulator();
+  t.teardown(() => sim.close());
+  // WeChat latency keeps calls in flight long enough for a kill to land mid-call.
+  sim.setFault({ kind: "latency", ms: 25 });
+  await putTemplate(topo.buckets.templates, paidTemplate());
+
+  const procs = new Processes();
+  t.teardown(() => procs.stopAll());
+  const env = workerEnv(server.url, sim, { SENDER_CONCURRENCY: "24" });
+  await procs.startReady("dispatcher", env);
+  const slots: ServiceProcess[] = await Promise.all(["sender-a", "sender-b"].map((l) => procs.startReady("sender", env, l)));
+  const ready = new WeakSet<ServiceProcess>(slots);
+  const killed = new Set<ServiceProcess>();
+
+  const events = Array.from({ length: EVENTS }, () => paidEvent());
+  const elapsed = stopwatch();
+  await Promise.all(events.map((e) => js.publish(`events.${e.event}`, JSON.stringify(e), { msgID: e.id })));
+
+  // Kill one sender every few hundred ms (alternating) and start a replacement at once;
+  // a slot is only killed once its process is up and consuming.
+  let chaos = true;
+  let kills = 0;
+  let restartMs = 0;
+  const loop = (async () => {
+    for (let i = 0; chaos; i++) {
+      await sleep(KILL_EVERY_MS);
+      const slot = i % slots.length;
+      const victim = slots[slot]!;
+      if (!ready.has(victim) || !chaos) continue;
+      killed.add(victim);
+      await victim.kill("SIGKILL");
+      kills++;
+      const startedAt = Date.now();
+      const next = procs.start("sender", env, `sender-${slot}-${kills}`);
+      slots[slot] = next;
+      void next.ready().then(() => {
+        ready.add(next);
+        restartMs = Math.max(restartMs, Date.now() - startedAt);
+      }, () => undefined);
+    }
+  })();
+  // Keep killing while most of the work is still ahead; then let the rest drain.
+  const chaosUntil = Date.now() + 25_000;
+  while (deliveredShare(sim, events) < 0.9 && Date.now() < chaosUntil) await sleep(100);
+  chaos = false;
+  await loop;
+  const chaosMs = elapsed();
+
+  await waitDelivered(sim, events, 90_000);
+  const deliveredMs = elapsed();
+  // Jobs that a killed sender held come back after their ack wait: wait until none is left,
+  // so a late redelivery would have had its chance to send twice.
+  await waitSendsEmpty(topo.jsm, 60_000);
+  const recs = await readRecords(records, events.map((e) => sendIdOf(e)));
+  const counts = statusCounts(recs);
+  const result = tally(sim, events);
+  const stats = sim.stats();
+  t.comment(
+    summaryLine("sender-killed-mid-flight", result, deliveredMs, {
+      kills,
+      chaos_s: (chaosMs / 1000).toFixed(1),
+      wechat_dedup_hits: stats.duplicates,
+      max_restart_ms: restartMs,
+    }),
+  );
+
+  t.ok(kills >= 5, `senders were killed repeatedly while working (${kills} kills)`);
+  t.equal(result.delivered, EVENTS, "every business key delivered");
+  t.equal(result.lost, 0, "nothing lost");
+  t.equal(result.duplicated, 0, "nothing delivered twice (by client_msg_id and by openid)");
+  t.equal(sim.messages.length, EVENTS, "the simulator holds exactly one message per event");
+  t.same(counts, { [Status.success]: EVENTS }, "every record is success");
+  t.same(procs.unexpectedExits(killed).map((p) => p.name), [], "no process died that the test did not kill");
+});
