@@ -4,17 +4,27 @@ import { createHash } from "node:crypto";
  * Business ids come from publishers and may hold any character; KV keys only allow
  * `[-/=.\w]`. Ids made of `[\w-]` are kept readable; anything else becomes
  * `=` + base64url, which cannot collide with a plain id because plain ids never hold `=`.
+ *
+ * JSON can carry lone UTF-16 surrogates (`"\ud800"`), which UTF-8 cannot: encoding them
+ * as UTF-8 would turn each into U+FFFD, so `"\ud800"` and `"\ufffd"` would share a key
+ * and one business key would swallow the other's notification. Such ids are encoded as
+ * `==` + base64url of their UTF-16 code units (base64url never starts with `=`).
  */
 export function encodeKeyToken(id: string): string {
   if (/^[\w-]+$/.test(id)) return id;
+  if (LONE_SURROGATE.test(id)) return "==" + Buffer.from(id, "utf16le").toString("base64url");
   return "=" + Buffer.from(id, "utf8").toString("base64url");
 }
 
 export function decodeKeyToken(token: string): string {
   if (token === NO_TICKET) return "";
+  if (token.startsWith("==")) return Buffer.from(token.slice(2), "base64url").toString("utf16le");
   if (token.startsWith("=")) return Buffer.from(token.slice(1), "base64url").toString("utf8");
   return token;
 }
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Stands for "no ticket_id" in a key; an encoded id is never a bare `=`. */
 const NO_TICKET = "=";

@@ -28,6 +28,18 @@ t.test("contracts - key tokens are valid KV keys and round-trip for any id", asy
   t.equal(encodeKeyToken("a.b c:d").startsWith("="), true);
 });
 
+t.test("contracts - ids with lone UTF-16 surrogates keep their own key", async (t) => {
+  // JSON text can carry "\ud800"; as UTF-8 it would become U+FFFD and share that id's key.
+  const ids = ["\ud800", "\udfff", "\ufffd", "a\ud800b", "a\ufffdb", "\ud83c\udfab", "\udfab\ud83c"];
+  const tokens = ids.map(encodeKeyToken);
+  t.equal(new Set(tokens).size, ids.length, "no two ids share a token");
+  t.same(tokens.map(decodeKeyToken), ids, "each token decodes to its id");
+  t.ok(tokens.every((tok) => KV_KEY.test(tok) && !tok.includes(".")), "tokens stay valid KV key tokens");
+  const key = (order_id: string) => sendIdFor({ event: "order.paid", order_id, channel: "wechat" });
+  t.not(key("\ud800"), key("\ufffd"), "so their send ids differ");
+  t.equal(encodeKeyToken("a.b"), "=" + Buffer.from("a.b").toString("base64url"), "well-formed ids keep their encoding");
+});
+
 t.test("contracts - lock keys and send ids are distinct per business key", async (t) => {
   fc.assert(
     fc.property(
