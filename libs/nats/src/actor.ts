@@ -13,10 +13,11 @@ export const Decisions = {
   term: (): Decision => ({ kind: "term" }),
 } as const;
 
-export async function settle(msg: JsMsg, d: Decision): Promise<void> {
+/** `ackAck` (optional) confirms acks another way, e.g. JsPipeline.ackAck. */
+export async function settle(msg: JsMsg, d: Decision, ackAck?: (msg: JsMsg) => Promise<unknown>): Promise<void> {
   switch (d.kind) {
     case "ack":
-      if (d.confirm) await msg.ackAck();
+      if (d.confirm) await (ackAck ? ackAck(msg) : msg.ackAck());
       else msg.ack();
       return;
     case "nak":
@@ -43,6 +44,8 @@ export interface ActorOptions {
   /** Redelivery delay after the handler throws (an infrastructure error). */
   errorDelayMs?: number;
   onSettled?: (d: Decision, msg: JsMsg) => void;
+  /** How a confirmed ack is sent (default JsMsg.ackAck; JsPipeline.ackAck is cheaper). */
+  ackAck?: (msg: JsMsg) => Promise<unknown>;
 }
 
 /**
@@ -52,7 +55,11 @@ export interface ActorOptions {
  */
 export class Actor {
   private messages: ConsumerMessages | null = null;
-  private readonly inFlight = new Set<Promise<void>>();
+  private inFlight = 0;
+  /** Resolves the loop when a slot frees up (set only while the loop waits for one). */
+  private slotFree: (() => void) | null = null;
+  /** Resolves close() when the last in-flight message is settled. */
+  private idle: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private loop: Promise<void> | null = null;
   private consumerRef: Consumer | null = null;
@@ -60,7 +67,7 @@ export class Actor {
   constructor(private readonly opts: ActorOptions) {}
 
   get busy(): number {
-    return this.inFlight.size;
+    return this.inFlight;
   }
 
   get consumer(): Consumer | null {
@@ -82,11 +89,22 @@ export class Actor {
   private async run(messages: ConsumerMessages): Promise<void> {
     const { concurrency } = this.opts;
     for await (const msg of messages) {
-      if (this.inFlight.size >= concurrency) await Promise.race(this.inFlight);
-      const p: Promise<void> = this.process(msg).finally(() => this.inFlight.delete(p));
-      this.inFlight.add(p);
+      // A counter, not a race over the in-flight promises: O(1) per message at saturation.
+      if (this.inFlight >= concurrency) await new Promise<void>((resolve) => (this.slotFree = resolve));
+      this.inFlight++;
+      void this.process(msg).then(this.done, this.done);
     }
   }
+
+  private readonly done = (): void => {
+    this.inFlight--;
+    const free = this.slotFree;
+    if (free) {
+      this.slotFree = null;
+      free();
+    }
+    if (this.inFlight === 0 && this.idle) this.idle();
+  };
 
   private async process(msg: JsMsg): Promise<void> {
     let d: Decision;
@@ -97,7 +115,7 @@ export class Actor {
       d = Decisions.nak(this.opts.errorDelayMs ?? 1000);
     }
     try {
-      await settle(msg, d);
+      await settle(msg, d, this.opts.ackAck);
       this.opts.onSettled?.(d, msg);
     } catch (err) {
       // The ack timer will redeliver it; handlers are idempotent.
@@ -109,7 +127,7 @@ export class Actor {
     this.closing ??= (async () => {
       await this.messages?.close().catch(() => undefined);
       await this.loop?.catch(() => undefined);
-      await Promise.allSettled([...this.inFlight]);
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     })();
     return this.closing;
   }

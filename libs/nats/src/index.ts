@@ -4,3 +4,4 @@ export * from "./topology.js";
 export * from "./records.js";
 export * from "./actor.js";
 export * from "./jobs.js";
+export * from "./js-pipeline.js";

@@ -11,7 +11,7 @@ export interface PublishJobOptions {
 }
 
 /** Publishes a job on `notify.send.<channel>` with `Nats-Msg-Id` (SENDS de-duplicates it). */
-export function publishJob(js: JetStreamClient, job: SendJob, opts: PublishJobOptions = {}): Promise<PubAck> {
+export function publishJob(js: Pick<JetStreamClient, "publish">, job: SendJob, opts: PublishJobOptions = {}): Promise<PubAck> {
   const h = headers();
   if (opts.recordRevision !== undefined) h.set(Headers.recordRevision, String(opts.recordRevision));
   if (opts.traceparent) h.set(Headers.traceparent, opts.traceparent);

@@ -1,6 +1,7 @@
-import type { KV } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import { canTransition, decodeJson, encodeJson, type SendRecord, type Status } from "@notify/contracts";
 import { isWrongLastSequence } from "./errors.js";
+import type { KvWriter } from "./js-pipeline.js";
 
 export interface StoredRecord {
   record: SendRecord;
@@ -30,16 +31,25 @@ const MAX_CONFLICTS = 16;
  * moves backwards even when two actors race (a late `queued` never hides `success`).
  */
 export class RecordStore {
-  constructor(readonly kv: KV) {}
+  /**
+   * `writer` (optional) sends the writes through a JsPipeline — the hot paths of the
+   * dispatcher and the sender; reads always use `kv`.
+   */
+  constructor(
+    readonly kv: KV,
+    private readonly writer?: KvWriter,
+  ) {}
 
   async get(sendId: string): Promise<StoredRecord | null> {
-    const e = await this.kv.get(sendId);
-    if (!e || e.operation !== "PUT") return null;
-    return { record: decodeJson<SendRecord>(e.value), revision: e.revision };
+    return stored(await this.kv.get(sendId));
   }
 
   /** Records the first status of a send; when it already exists, returns what is there. */
   async create(record: SendRecord): Promise<WriteResult> {
+    if (this.writer) {
+      const r = await this.writer.createOrRead(record.send_id, encodeJson(record));
+      return r.created ? { written: true, record, revision: r.revision } : { written: false, current: stored(r.current) };
+    }
     try {
       const revision = await this.kv.create(record.send_id, encodeJson(record));
       return { written: true, record, revision };
@@ -65,9 +75,8 @@ export class RecordStore {
         return { written: false, current };
       }
       try {
-        const revision = current
-          ? await this.kv.update(sendId, encodeJson(rec), current.revision)
-          : await this.kv.create(sendId, encodeJson(rec));
+        const w = this.writer ?? this.kv;
+        const revision = current ? await w.update(sendId, encodeJson(rec), current.revision) : await w.create(sendId, encodeJson(rec));
         return { written: true, record: rec, revision };
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
@@ -86,4 +95,9 @@ export class RecordStore {
     }
     return out;
   }
+}
+
+function stored(e: KvEntry | null): StoredRecord | null {
+  if (!e || e.operation !== "PUT") return null;
+  return { record: decodeJson<SendRecord>(e.value), revision: e.revision };
 }

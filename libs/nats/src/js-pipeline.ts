@@ -1,0 +1,249 @@
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type JsMsg, type PubAck } from "@nats-io/jetstream";
+import type { KV, KvEntry } from "@nats-io/kv";
+import { createInbox, headers as newHeaders, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/transport-node";
+import { isWrongLastSequence } from "./errors.js";
+
+/** A create-only write lost: 10071, or 10164 on servers that cannot tell the last sequence. */
+function isCreateConflict(err: unknown): boolean {
+  return isWrongLastSequence(err) || (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+/** A JetStream answer did not arrive within the pipeline's time-out. */
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
+/** No stream listens on the subject (the server answered "no responders"). */
+export class NoStreamError extends Error {
+  override name = "NoStreamError";
+  constructor(
+    readonly subject: string,
+    opts?: ErrorOptions,
+  ) {
+    super(`no stream listens on ${subject}`, opts);
+  }
+}
+
+/** The pipeline was closed before the answer arrived. */
+export class PipelineClosedError extends Error {
+  override name = "PipelineClosedError";
+}
+
+/** The subset of JetStreamClient the hot paths use: publish with a PubAck. */
+export type JsPublisher = Pick<JetStreamClient, "publish">;
+
+interface Pending {
+  resolve: (m: Msg) => void;
+  reject: (err: Error) => void;
+  deadline: number;
+  subject: string;
+}
+
+export interface JsPipelineOptions {
+  /** How long to wait for a PubAck or an ack confirmation (default 5000, the JetStream client's). */
+  timeoutMs?: number;
+  /** Publishes with options this pipeline does not handle go through this client instead. */
+  fallback?: JetStreamClient;
+}
+
+const H = {
+  msgId: "Nats-Msg-Id",
+  expectedStream: "Nats-Expected-Stream",
+  expectedLastMsgId: "Nats-Expected-Last-Msg-Id",
+  expectedLastSeq: "Nats-Expected-Last-Sequence",
+  expectedLastSubjectSeq: "Nats-Expected-Last-Subject-Sequence",
+} as const;
+
+const ACK = new TextEncoder().encode("+ACK");
+const dec = new TextDecoder();
+const SUPPORTED = new Set(["msgID", "headers", "expect"]);
+
+/**
+ * JetStream publishes, KV writes and confirmed acks, answered on one shared reply
+ * subscription. Same wire protocol and server-side semantics as the @nats-io client,
+ * which builds a request object, a timer and an Error per successful request
+ * (@nats-io/nats-core request.js: RequestOne.cancel); here a request costs one map
+ * entry, and one interval timer sweeps time-outs (answers arrive in publish order per
+ * time-out, so the sweep stops at the first live entry). Used on the hot paths;
+ * `publish()` is call-compatible with `JetStreamClient.publish`.
+ */
+export class JsPipeline implements JsPublisher {
+  private readonly prefix: string;
+  private readonly sub: Subscription;
+  private readonly pending = new Map<number, Pending>();
+  private nextToken = 1;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly o: JsPipelineOptions = {},
+  ) {
+    this.timeoutMs = o.timeoutMs ?? 5000;
+    this.prefix = `${createInbox()}.`;
+    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, m) => (err ? undefined : this.onReply(m)) });
+  }
+
+  /** In flight right now (for tests and gauges). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Publishes to a stream and resolves with its PubAck; API errors reject as JetStreamApiError. */
+  async publish(subject: string, payload?: Payload, options?: Partial<JetStreamPublishOptions>): Promise<PubAck> {
+    if (options) {
+      const other = Object.entries(options).find(([k, v]) => v !== undefined && !SUPPORTED.has(k));
+      if (other) {
+        if (this.o.fallback) return this.o.fallback.publish(subject, payload, options);
+        throw new Error(`JsPipeline.publish: option ${other[0]} is not supported (give a fallback client)`);
+      }
+    }
+    const h = options?.headers ?? (options?.msgID || options?.expect ? newHeaders() : undefined);
+    if (options?.msgID) h!.set(H.msgId, options.msgID);
+    const e = options?.expect;
+    if (e) {
+      if (e.streamName) h!.set(H.expectedStream, e.streamName);
+      if (e.lastMsgID) h!.set(H.expectedLastMsgId, e.lastMsgID);
+      if (e.lastSequence !== undefined) h!.set(H.expectedLastSeq, String(e.lastSequence));
+      if (e.lastSubjectSequence !== undefined) h!.set(H.expectedLastSubjectSeq, String(e.lastSubjectSequence));
+    }
+    const data = typeof payload === "string" ? new TextEncoder().encode(payload) : (payload ?? new Uint8Array(0));
+    const m = await this.request(subject, data, h);
+    if (m.headers?.code === 503) throw new NoStreamError(subject);
+    const r = JSON.parse(dec.decode(m.data)) as { error?: { code: number; err_code?: number; description: string }; stream?: string; seq?: number; duplicate?: boolean; domain?: string };
+    if (r.error) throw new JetStreamApiError({ code: r.error.code, err_code: r.error.err_code ?? 0, description: r.error.description });
+    if (!r.stream) throw new Error(`invalid PubAck from ${subject}`);
+    return { stream: r.stream, seq: r.seq ?? 0, duplicate: r.duplicate === true, ...(r.domain ? { domain: r.domain } : {}) } as PubAck;
+  }
+
+  /**
+   * Acks and waits for the server to confirm (JsMsg.ackAck). A message that carries no
+   * reply subject (not from a consumer) falls back to the client's own ackAck.
+   */
+  async ackAck(msg: JsMsg): Promise<void> {
+    const reply = (msg as JsMsg & { reply?: unknown }).reply;
+    if (typeof reply !== "string" || !reply) {
+      await msg.ackAck();
+      return;
+    }
+    const m = await this.request(reply, ACK, undefined);
+    if (m.headers?.code === 503) throw new NoStreamError(reply);
+  }
+
+  private request(subject: string, data: Uint8Array, h: MsgHdrs | undefined): Promise<Msg> {
+    if (this.closed) return Promise.reject(new PipelineClosedError("JsPipeline is closed"));
+    const token = this.nextToken++;
+    return new Promise<Msg>((resolve, reject) => {
+      this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs, subject });
+      try {
+        this.nc.publish(subject, data, h ? { reply: this.prefix + token, headers: h } : { reply: this.prefix + token });
+      } catch (err) {
+        this.pending.delete(token);
+        reject(err as Error);
+        return;
+      }
+      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+    });
+  }
+
+  private onReply(m: Msg): void {
+    const token = Number(m.subject.slice(this.prefix.length));
+    const p = this.pending.get(token);
+    if (!p) return; // timed out already
+    this.pending.delete(token);
+    p.resolve(m);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [token, p] of this.pending) {
+      if (p.deadline > now) break;
+      this.pending.delete(token);
+      p.reject(new TimeoutError(`no answer from ${p.subject} within ${this.timeoutMs} ms`));
+    }
+    if (this.pending.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  /** Rejects what is still pending and unsubscribes; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const p of this.pending.values()) p.reject(new PipelineClosedError("JsPipeline is closed"));
+    this.pending.clear();
+    if (!this.nc.isClosed()) this.sub.unsubscribe();
+  }
+}
+
+/** A create that found the key taken: what holds it. */
+export type CreateResult = { created: true; revision: number } | { created: false; current: KvEntry | null };
+
+const KEY = /^[-/=.\w]+$/;
+
+/**
+ * Writes to one KV bucket through a JsPipeline: create, compare-and-set update and put
+ * with the same semantics as @nats-io/kv (a create over a deleted or purged key
+ * succeeds). Reads stay with the KV client. Buckets are addressed as `$KV.<bucket>.<key>`
+ * (local buckets, no JetStream domain prefix).
+ */
+export class KvWriter {
+  private readonly prefix: string;
+
+  constructor(
+    readonly kv: KV,
+    private readonly js: JsPipeline,
+    bucket: string,
+  ) {
+    this.prefix = `$KV.${bucket}.`;
+  }
+
+  private subject(key: string): string {
+    if (!KEY.test(key) || key.startsWith(".") || key.endsWith(".")) throw new Error(`invalid key: ${key}`);
+    return this.prefix + key;
+  }
+
+  /** Like kv.create(): throws JetStreamApiError 10071 when the key holds a value. */
+  async create(key: string, value: Uint8Array): Promise<number> {
+    const r = await this.createOrRead(key, value);
+    if (r.created) return r.revision;
+    throw new JetStreamApiError({ code: 400, err_code: 10071, description: "wrong last sequence" });
+  }
+
+  /**
+   * Creates the key, or tells what holds it (one read, which a caller deciding what to
+   * do next would make anyway). A deleted or purged key is created over, as kv.create does.
+   */
+  async createOrRead(key: string, value: Uint8Array): Promise<CreateResult> {
+    const subject = this.subject(key);
+    try {
+      return { created: true, revision: (await this.js.publish(subject, value, { expect: { lastSubjectSequence: 0 } })).seq };
+    } catch (err) {
+      if (!isCreateConflict(err)) throw err;
+    }
+    const current = await this.kv.get(key);
+    if (current && (current.operation === "DEL" || current.operation === "PURGE")) {
+      try {
+        return { created: true, revision: (await this.js.publish(subject, value, { expect: { lastSubjectSequence: current.revision } })).seq };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        return { created: false, current: await this.kv.get(key) };
+      }
+    }
+    return { created: false, current };
+  }
+
+  /** Like kv.update(): a compare-and-set on the key's revision. */
+  async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    if (revision <= 0) throw new Error("revision must be greater than 0");
+    return (await this.js.publish(this.subject(key), value, { expect: { lastSubjectSequence: revision } })).seq;
+  }
+
+  async put(key: string, value: Uint8Array): Promise<number> {
+    return (await this.js.publish(this.subject(key), value)).seq;
+  }
+}
