@@ -70,7 +70,80 @@ function compileExpression(source: string, field: string): Render {
   } catch (err) {
     throw new TemplateError(`${field}: ${(err as Error).message.split("\n")[0]}`, field, { cause: err });
   }
-  return hb.compile(source, HB_OPTIONS) as Render;
+  const slow = hb.compile(source, HB_OPTIONS) as Render;
+  const fast = compileSimple(source);
+  if (!fast) return slow;
+  return (ctx) => {
+    const out = fast(ctx);
+    return out === BAIL ? slow(ctx) : out;
+  };
+}
+
+/** A fast renderer met a value only Handlebars knows how to print: render with Handlebars. */
+const BAIL: unique symbol = Symbol("bail");
+const SIMPLE_TOKEN = /\{\{\s*([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\s*\}\}/g;
+/** Words Handlebars reads as helpers or literals, never as a property lookup. */
+const NOT_A_PATH = new Set(["this", "true", "false", "null", "undefined", "else", "if", "unless", "each", "with", "lookup", "log", "helperMissing", "blockHelperMissing"]);
+
+/**
+ * Most expressions are text with `{{name}}` / `{{a.b}}` lookups. Those render here
+ * without the Handlebars runtime (which builds a container, merges helpers and checks
+ * prototype access on every call): own properties of plain data, printed as Handlebars
+ * prints strings, numbers, booleans and null/undefined. Anything else — other syntax at
+ * compile time, other values (objects, arrays, functions, inherited properties) at render
+ * time — goes to Handlebars, so the output is always what Handlebars would produce.
+ */
+function compileSimple(source: string): ((ctx: Record<string, unknown>) => string | typeof BAIL) | null {
+  const texts: string[] = [];
+  const paths: string[][] = [];
+  let last = 0;
+  for (const m of source.matchAll(SIMPLE_TOKEN)) {
+    const path = m[1]!.split(".");
+    if (path.some((seg) => NOT_A_PATH.has(seg))) return null;
+    // {{{raw}}} and stray braces next to a lookup: Handlebars parses those.
+    if (source[m.index - 1] === "{" || source[m.index + m[0].length] === "}") return null;
+    texts.push(source.slice(last, m.index));
+    paths.push(path);
+    last = m.index + m[0].length;
+  }
+  texts.push(source.slice(last));
+  // Any other mustache, an escape or a block is Handlebars' business.
+  if (texts.some((t) => t.includes("{{") || t.includes("\\"))) return null;
+  return (ctx) => {
+    // Handlebars' compiled code is `part + part + …` over the non-empty text parts and
+    // `(value ?? "")`, then `"" + result`: JavaScript's `+`, so `{{a}}{{b}}` with numbers or
+    // booleans adds them (1 + 0 → "1"). Reproduced exactly, quirks included.
+    let acc: unknown = undefined;
+    let first = true;
+    const add = (x: unknown) => {
+      acc = first ? x : plus(acc, x);
+      first = false;
+    };
+    if (texts[0]) add(texts[0]);
+    for (let i = 0; i < paths.length; i++) {
+      let v: unknown = ctx;
+      for (const seg of paths[i]!) {
+        if (v === null || v === undefined) break;
+        if (typeof v !== "object" || Array.isArray(v)) return BAIL;
+        if (!Object.hasOwn(v, seg)) {
+          if (seg in v) return BAIL; // inherited: Handlebars' prototype-access rules decide
+          v = undefined;
+          break;
+        }
+        v = (v as Record<string, unknown>)[seg];
+      }
+      if (v === null || v === undefined) add("");
+      else if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") add(v);
+      else return BAIL;
+      if (texts[i + 1]) add(texts[i + 1]);
+    }
+    return first ? "" : `${acc as string}`;
+  };
+}
+
+/** JavaScript's `+` on strings, numbers and booleans, as Handlebars' generated code applies it. */
+function plus(a: unknown, b: unknown): unknown {
+  return (a as number) + (b as number);
 }
 
 function compileSchema(schema: Record<string, unknown>): ValidateFunction {
