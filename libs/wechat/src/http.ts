@@ -32,8 +32,10 @@ export class WeChatHttp {
   private readonly origin: string;
   private readonly prefix: string;
   private closing: Promise<void> | null = null;
+  private readonly deadlines: Deadlines;
 
   constructor(private readonly o: WeChatHttpOptions) {
+    this.deadlines = new Deadlines(o.timeoutMs);
     const base = new URL(o.apiBase);
     this.origin = base.origin;
     this.prefix = base.pathname.replace(/\/+$/, "");
@@ -52,7 +54,7 @@ export class WeChatHttp {
 
   async call(method: "GET" | "POST", path: string, body?: string): Promise<HttpResult> {
     const t0 = performance.now();
-    const signal = AbortSignal.timeout(this.o.timeoutMs);
+    const signal = this.deadlines.start();
     try {
       const res = await this.dispatcher.request({
         origin: this.origin,
@@ -76,12 +78,60 @@ export class WeChatHttp {
         return { ok: false, code: "timeout", error: `WeChat did not answer within ${this.o.timeoutMs} ms`, durationMs };
       }
       return { ok: false, code: "network", error: `WeChat request failed: ${describe(err)}`, durationMs };
+    } finally {
+      this.deadlines.end(signal);
     }
   }
 
   close(): Promise<void> {
+    this.deadlines.stop();
     this.closing ??= this.ownsDispatcher ? this.dispatcher.close().catch(() => undefined) : Promise.resolve();
     return this.closing;
+  }
+}
+
+/**
+ * End-to-end time-outs for calls that all share one duration: an AbortController per call
+ * and one interval that aborts the expired ones, oldest first (calls start in deadline
+ * order). AbortSignal.timeout() would arm a timer and a finalization entry per call. A
+ * call is aborted at most a tick (a quarter of the time-out, ≤ 50 ms) after its deadline.
+ */
+class Deadlines {
+  private readonly live = new Map<AbortSignal, { ac: AbortController; deadline: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly tickMs: number;
+
+  constructor(private readonly timeoutMs: number) {
+    this.tickMs = Math.max(1, Math.min(50, Math.floor(timeoutMs / 4)));
+  }
+
+  start(): AbortSignal {
+    const ac = new AbortController();
+    this.live.set(ac.signal, { ac, deadline: performance.now() + this.timeoutMs });
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), this.tickMs);
+      this.timer.unref();
+    }
+    return ac.signal;
+  }
+
+  end(signal: AbortSignal): void {
+    this.live.delete(signal);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [signal, e] of this.live) {
+      if (e.deadline > now) break;
+      this.live.delete(signal);
+      e.ac.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
+    }
+    if (this.live.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 }
 
