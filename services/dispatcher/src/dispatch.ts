@@ -16,7 +16,7 @@ import {
   type SendJob,
   type SendRecord,
 } from "@notify/contracts";
-import { Decisions, RecordStore, isWrongLastSequence, publishJob, type Decision, type StoredRecord } from "@notify/nats";
+import { Decisions, RecordStore, isWrongLastSequence, publishJob, type CreateResult, type Decision, type JsPublisher, type KvWriter, type StoredRecord } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { CompiledTemplate, TemplateCache } from "@notify/templates";
@@ -24,8 +24,12 @@ import { parseEnvelope, rejectedRecordId } from "./envelope.js";
 
 export interface DispatcherDeps {
   js: JetStreamClient;
+  /** Publishes jobs (default `js`; a JsPipeline on the hot path). */
+  publisher?: JsPublisher;
   records: RecordStore;
   locks: KV;
+  /** Claims locks through a JsPipeline (default `locks.create` + `locks.get`). */
+  lockWriter?: KvWriter;
   templates: TemplateCache;
   metrics: Metrics;
   log: Logger;
@@ -120,7 +124,9 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
   const { templates, metrics } = deps;
   const key = { event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, channel };
   const sendId = sendIdFor(key);
-  const log = deps.log.child({ send_id: sendId, event_id: env.id, trace_id: traceId });
+  // Built only when something is logged: the happy path logs nothing.
+  let child: Logger | undefined;
+  const log = () => (child ??= deps.log.child({ send_id: sendId, event_id: env.id, trace_id: traceId }));
   const template = templates.resolve(env.event, channel, env.recipient.locale);
   const language = template?.template.language ?? languageCandidates(env.recipient.locale).at(-1)!;
 
@@ -128,7 +134,7 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     const reason = template ? SkipReason.disabled : SkipReason.noTemplate;
     await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, template ? language : null), status: Status.skipped, reason });
     metrics.skippedTotal.inc({ reason });
-    log.info({ reason, event: env.event, channel }, "skipped");
+    log().info({ reason, event: env.event, channel }, "skipped");
     return "skipped";
   }
 
@@ -142,7 +148,7 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
       last_error: message,
       errors: v.errors.slice(0, 20),
     });
-    log.warn({ reason: FailReason.schema, error: message }, "payload does not match the template schema");
+    log().warn({ reason: FailReason.schema, error: message }, "payload does not match the template schema");
     return "failed";
   }
 
@@ -163,25 +169,22 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     };
   } catch (err) {
     await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason: FailReason.render, last_error: String((err as Error).message) });
-    log.warn({ err }, "render failed");
+    log().warn({ err }, "render failed");
     return "failed";
   }
 
   // 1. Claim the business key (create-only).
   const claim: LockValue = { send_id: sendId, event_id: env.id, at: new Date().toISOString() };
   const lk = lockKey(key);
-  let fresh = true;
-  try {
-    await deps.locks.create(lk, encodeJson(claim));
-  } catch (err) {
-    if (!isWrongLastSequence(err)) throw err;
-    fresh = false;
-    const held = await deps.locks.get(lk);
+  const claimed = await claimLock(deps, lk, encodeJson(claim));
+  const fresh = claimed.created;
+  if (!claimed.created) {
+    const held = claimed.current;
     const holder = held?.operation === "PUT" ? decodeJson<LockValue>(held.value) : null;
     if (holder && holder.event_id !== env.id) {
       // A real duplicate: another event owns this business key.
       metrics.duplicatesTotal.inc();
-      log.info({ holder_event_id: holder.event_id, lock: lk }, "duplicate event: not re-sent");
+      log().info({ holder_event_id: holder.event_id, lock: lk }, "duplicate event: not re-sent");
       return "duplicate";
     }
     // Same event redelivered (a crash between claim and publish), or the lock vanished: go on.
@@ -203,13 +206,13 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     } else if (cur.record.status === Status.queued || cur.record.status === Status.retrying || cur.record.status === Status.success) {
       // In flight or delivered (e.g. the lock expired): never a second send.
       metrics.duplicatesTotal.inc();
-      log.info({ status: cur.record.status, holder_event_id: cur.record.event_id }, "business key already in flight or sent: not re-sent");
+      log().info({ status: cur.record.status, holder_event_id: cur.record.event_id }, "business key already in flight or sent: not re-sent");
       return cur.record.event_id === env.id ? "in_flight" : "duplicate";
     } else {
       // Never delivered before (skipped, failed, dead): this event gets its chance.
       const w = await deps.records.write(sendId, () => queued, { expected: cur, replay: true });
       if (!w.written) {
-        log.info({ status: w.current?.record.status }, "record moved on: not re-sent");
+        log().info({ status: w.current?.record.status }, "record moved on: not re-sent");
         return "duplicate";
       }
       stored = { record: w.record, revision: w.revision };
@@ -217,10 +220,21 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
   }
 
   // 3. Publish the job; the SENDS duplicate window makes a re-publish safe.
-  const ack = await publishJob(deps.js, job, { recordRevision: stored.revision, traceparent });
+  const ack = await publishJob(deps.publisher ?? deps.js, job, { recordRevision: stored.revision, traceparent });
   if (!fresh || ack.duplicate) {
-    log.info({ duplicate: ack.duplicate }, "job re-published after a redelivery");
+    log().info({ duplicate: ack.duplicate }, "job re-published after a redelivery");
     return "republished";
   }
   return "queued";
+}
+
+/** kv.create() on the lock; when it is taken, what holds it. */
+async function claimLock(deps: DispatcherDeps, key: string, value: Uint8Array): Promise<CreateResult> {
+  if (deps.lockWriter) return deps.lockWriter.createOrRead(key, value);
+  try {
+    return { created: true, revision: await deps.locks.create(key, value) };
+  } catch (err) {
+    if (!isWrongLastSequence(err)) throw err;
+    return { created: false, current: await deps.locks.get(key) };
+  }
 }

@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Consumers, Streams } from "@notify/contracts";
-import { Actor, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
+import { Buckets, Consumers, Streams } from "@notify/contracts";
+import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { TemplateCache } from "@notify/templates";
@@ -36,10 +36,14 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
   });
   await templates.start();
   const js = jetstream(o.nc);
+  // Hot-path writes (claim, record, job) go through one pipelined reply subscription.
+  const pipeline = new JsPipeline(o.nc, { fallback: js });
   const handle = createDispatchHandler({
     js,
-    records: new RecordStore(topo.buckets.records),
+    publisher: pipeline,
+    records: new RecordStore(topo.buckets.records, new KvWriter(topo.buckets.records, pipeline, Buckets.records)),
     locks: topo.buckets.locks,
+    lockWriter: new KvWriter(topo.buckets.locks, pipeline, Buckets.locks),
     templates,
     metrics: o.metrics,
     log: o.log,
@@ -68,6 +72,7 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
     close() {
       closing ??= (async () => {
         await actor.close();
+        pipeline.close();
         await templates.stop();
       })();
       return closing;

@@ -12,7 +12,7 @@ import {
   type SendRecord,
   type SentFact,
 } from "@notify/contracts";
-import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, type Decision, type StoredRecord } from "@notify/nats";
+import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, type Decision, type JsPublisher, type StoredRecord } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -23,6 +23,8 @@ export const PARK_HEADERS = { notBefore: "Notify-Not-Before", attemptsBefore: "N
 
 export interface SenderDeps {
   js: JetStreamClient;
+  /** Publishes the `notification.sent` fact (default `js`; a JsPipeline on the hot path). */
+  publisher?: JsPublisher;
   records: RecordStore;
   channel: Channel;
   metrics: Metrics;
@@ -68,8 +70,13 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     const notBefore = Number(h?.get(PARK_HEADERS.notBefore) || 0);
     // A parked copy spends its first delivery waiting for the quota to reset.
     const attempts = before + (notBefore ? Math.max(1, delivery - 1) : delivery);
-    const trace = parseTraceparent(h?.get(Headers.traceparent));
-    const log = deps.log.child({ send_id: job.send_id, attempts, ...(trace ? { trace_id: trace.traceId } : {}) });
+    // Built only when something is logged: a first-delivery success logs nothing.
+    let child: Logger | undefined;
+    const log = () => {
+      if (child) return child;
+      const trace = parseTraceparent(h?.get(Headers.traceparent));
+      return (child = deps.log.child({ send_id: job.send_id, attempts, ...(trace ? { trace_id: trace.traceId } : {}) }));
+    };
 
     if (notBefore > Date.now()) return Decisions.nak(notBefore - Date.now());
 
@@ -82,7 +89,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     } else {
       const cur = await records.get(job.send_id);
       if (cur && FINAL_STATUSES.has(cur.record.status)) {
-        log.info({ status: cur.record.status }, "record already final: job dropped without a send");
+        log().info({ status: cur.record.status }, "record already final: job dropped without a send");
         return Decisions.ack();
       }
       expected = cur ?? undefined;
@@ -99,11 +106,12 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       );
       if (w.written) {
         const fact: SentFact = { send_id: job.send_id, event_id: job.event_id, event: job.event, channel: ch, order_id: job.order_id, ticket_id: job.ticket_id, attempts, sent_at: now.toISOString(), ...(outcome.providerMsgId ? { wechat_msgid: outcome.providerMsgId } : {}) };
-        await deps.js.publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${job.send_id}`, headers: traceHeaders(h?.get(Headers.traceparent)) });
+        await (deps.publisher ?? deps.js).publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${job.send_id}`, headers: traceHeaders(h?.get(Headers.traceparent)) });
         metrics.sentTotal.inc({ channel: ch, status: Status.success });
         const occurred = Date.parse(job.occurred_at);
         if (Number.isFinite(occurred)) metrics.e2eLatency.observe({ channel: ch }, Math.max(0, now.getTime() - occurred) / 1000);
       }
+      if (deps.log.isLevelEnabled("debug")) log().debug({ wechat_msgid: outcome.providerMsgId }, "sent");
       // Double-ack: the job must not come back once the record says success.
       return Decisions.ack(true);
     }
@@ -122,7 +130,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
         metrics.sentTotal.inc({ channel: ch, status: Status.failed });
         metrics.dlqTotal.inc({ channel: ch, reason: FailReason.permanent });
       }
-      log.warn({ code: outcome.code, error: outcome.error }, "permanent failure: copied to the DLQ");
+      log().warn({ code: outcome.code, error: outcome.error }, "permanent failure: copied to the DLQ");
       return Decisions.term();
     }
 
@@ -138,14 +146,14 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       // burning this one's retries; the original is acked.
       await park(deps, job, attempts, h?.get(Headers.traceparent));
       deps.onAlert?.("quota_exceeded", ch, error);
-      log.warn({ code: outcome.code, park_ms: deps.quotaParkMs }, "provider quota exhausted: job parked");
+      log().warn({ code: outcome.code, park_ms: deps.quotaParkMs }, "provider quota exhausted: job parked");
       return Decisions.ack(true);
     }
 
     metrics.retryTotal.inc({ channel: ch });
     const delay = retryDelay(attempts, deps.retry);
-    if (delivery >= SENDER_MAX_DELIVER) log.warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
-    else log.info({ code: outcome.code, error: outcome.error, retry_in_ms: delay }, "retryable failure");
+    if (delivery >= SENDER_MAX_DELIVER) log().warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
+    else log().info({ code: outcome.code, error: outcome.error, retry_in_ms: delay }, "retryable failure");
     return Decisions.nak(delay);
   };
 }

@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
-import { Actor, RecordStore, ensureTopology, type Topology, type TopologyOptions } from "@notify/nats";
+import { Buckets, Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
+import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -36,9 +36,12 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
   if (!channels.includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
   const js = jetstream(o.nc);
   const consumer = Consumers.sender(ch);
+  // Hot-path writes (record, sent fact, confirmed ack) go through one pipelined reply subscription.
+  const pipeline = new JsPipeline(o.nc, { fallback: js });
   const handle = createSendHandler({
     js,
-    records: new RecordStore(topo.buckets.records),
+    publisher: pipeline,
+    records: new RecordStore(topo.buckets.records, new KvWriter(topo.buckets.records, pipeline, Buckets.records)),
     channel,
     metrics: o.metrics,
     log: o.log,
@@ -52,7 +55,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
       js.publish(Subjects.alert, encodeJson(fact), { msgID: `alert.${kind}.${channel}.${Math.floor(Date.now() / 120_000)}` }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
     },
   });
-  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log });
+  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackAck: (m) => pipeline.ackAck(m) });
   await actor.start();
   o.log.info({ channel: ch, consumer, concurrency: o.concurrency }, "sender started");
 
@@ -73,6 +76,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     close() {
       closing ??= (async () => {
         await actor.close();
+        pipeline.close();
         await channel.close();
       })();
       return closing;
