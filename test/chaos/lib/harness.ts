@@ -41,7 +41,9 @@ export function tally(sim: Simulator, events: readonly EventEnvelope[], deadLett
     const sid = sendIdOf(e);
     const byId = sim.deliveriesFor(sid).length;
     const byOpenid = sim.messagesTo(e.recipient.openid).length;
-    if (byId > 0) t.delivered++;
+    // Delivered means this event's recipient got this key's message (two keys that
+    // collided on one send_id would show one message and one empty inbox).
+    if (sim.messagesTo(e.recipient.openid).some((m) => m.client_msg_id === sid)) t.delivered++;
     else if (deadLettered.has(sid)) t.dlq++;
     else t.lost++;
     if (byId > 1 || byOpenid > 1) t.duplicated++;
@@ -51,11 +53,11 @@ export function tally(sim: Simulator, events: readonly EventEnvelope[], deadLett
 
 /** Resolves when every event has at least one message at the simulator. */
 export async function waitDelivered(sim: Simulator, events: readonly EventEnvelope[], timeoutMs: number, what = "every event delivered"): Promise<void> {
-  const pending = new Set(events.map((e) => sendIdOf(e)));
+  const pending = new Map(events.map((e) => [sendIdOf(e), e.recipient.openid]));
   await waitFor(() => {
-    for (const sid of pending) if (sim.deliveriesFor(sid).length > 0) pending.delete(sid);
+    for (const [sid, openid] of pending) if (sim.deliveriesFor(sid).some((m) => m.touser === openid)) pending.delete(sid);
     return pending.size === 0;
-  }, `${what} (${pending.size} left)`, timeoutMs, 50);
+  }, `${what} (${events.length} events)`, timeoutMs, 50);
 }
 
 /** Share of the events with a message at the simulator. */
