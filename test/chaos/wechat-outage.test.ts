@@ -11,7 +11,7 @@ import { buildApp } from "@notify/gateway";
 import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
-import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "./lib/harness.js";
+import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "../support/chaos.js";
 
 const OUTAGE_MS = 6000;
 const RETRY_BASE_MS = 200;
@@ -89,7 +89,7 @@ t.test("chaos - WeChat answers -1 for a while: exponential retries, exhausted jo
     const recs = await readRecords(records, events.map((e) => sendIdOf(e)));
     return [...recs.values()].every((r) => r && (r.status === Status.success || r.status === Status.dead)) ? recs : null;
   }, "every record success or dead", 60_000, 200);
-  await waitSendsEmpty(topo.jsm);
+  await waitSendsEmpty(topo.jsm, 30_000, records);
   const deadIds = new Set([...final.values()].filter((r) => r!.status === Status.dead).map((r) => r!.send_id));
   const dlqInfo = await topo.jsm.streams.info(Streams.dlq);
   const dlqEntries = new Map<string, { seq: number; attempts: number; reason: string }>();
@@ -140,7 +140,7 @@ t.test("chaos - WeChat answers -1 for a while: exponential retries, exhausted jo
   t.same([...new Set(replayed.map((r) => r.statusCode))], [200], "every replay accepted");
   const deadEvents = events.filter((e) => deadIds.has(sendIdOf(e)));
   await waitDelivered(sim, deadEvents, 30_000, "every replayed job delivered");
-  await waitSendsEmpty(topo.jsm);
+  await waitSendsEmpty(topo.jsm, 30_000, records);
   const after = await readRecords(records, events.map((e) => sendIdOf(e)));
   const afterReplay = tally(sim, events);
   t.comment(summaryLine("wechat-outage-after-replay", afterReplay, elapsed(), { replayed: items.length }));

@@ -1,4 +1,4 @@
-// Shared pieces of the chaos suite (not a test file: tap only runs *.test.ts).
+// Shared pieces of the chaos suite (test/chaos): counting, summaries, service processes.
 // Each scenario file starts its own nats-server (or cluster), its own WeChat simulator
 // and its own service processes, and prints one summary line per scenario.
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,8 +7,8 @@ import type { KV } from "@nats-io/kv";
 import { Streams, Subjects, decodeJson, encodeJson, sendIdFor, templateKey, type EventEnvelope, type SendRecord, type Template } from "@notify/contracts";
 import { RecordStore } from "@notify/nats";
 import type { Simulator } from "@notify/wechat-simulator";
-import { startService, type ServiceName, type ServiceProcess } from "../../support/processes.js";
-import { waitFor } from "../../support/wait.js";
+import { startService, type ServiceName, type ServiceProcess } from "./processes.js";
+import { waitFor } from "./wait.js";
 
 /** What a scenario counts at the end; printed as one line (the issue's "Must show"). */
 export interface Tally {
@@ -115,9 +115,22 @@ export async function publishReliably(js: JetStreamClient, e: EventEnvelope, dea
   }
 }
 
-/** Resolves when the SENDS work queue holds nothing (every job acked, termed or removed). */
-export async function waitSendsEmpty(jsm: JetStreamManager, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => (await jsm.streams.info(Streams.sends)).state.messages === 0, "SENDS to be empty", timeoutMs, 100);
+/**
+ * Resolves when the SENDS work queue holds nothing (every job acked, termed or removed).
+ * On a time-out the error says what is left: the consumer's counters and each job's record.
+ */
+export async function waitSendsEmpty(jsm: JetStreamManager, timeoutMs = 30_000, records?: RecordStore): Promise<void> {
+  try {
+    await waitFor(async () => (await jsm.streams.info(Streams.sends)).state.messages === 0, "SENDS to be empty", timeoutMs, 100);
+  } catch (err) {
+    const ci = await jsm.consumers.info(Streams.sends, "sender-wechat").catch(() => null);
+    const left = await sendsLeftovers(jsm);
+    const recs = records ? await readRecords(records, left.map((l) => l.send_id)) : new Map<string, SendRecord | null>();
+    const detail = left.slice(0, 20).map((l) => `seq ${l.seq} ${l.send_id} ${recs.get(l.send_id)?.status ?? "?"}/${recs.get(l.send_id)?.attempts ?? "?"}`);
+    throw new Error(
+      `${(err as Error).message}: ${left.length} left; consumer pending=${ci?.num_pending} ack_pending=${ci?.num_ack_pending} redelivered=${ci?.num_redelivered} ack_floor=${ci?.ack_floor.stream_seq}\n${detail.join("\n")}`,
+    );
+  }
 }
 
 /** Jobs still stored in SENDS (send_id and stream sequence). */
