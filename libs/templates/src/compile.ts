@@ -70,6 +70,8 @@ function compileExpression(source: string, field: string): Render {
   } catch (err) {
     throw new TemplateError(`${field}: ${(err as Error).message.split("\n")[0]}`, field, { cause: err });
   }
+  const reached = prototypeAccess(hb.parse(source));
+  if (reached) throw new TemplateError(`${field}: "${reached}" reaches the prototype chain and is not allowed in an expression`, field);
   const slow = hb.compile(source, HB_OPTIONS) as Render;
   const fast = compileSimple(source);
   if (!fast) return slow;
@@ -77,6 +79,38 @@ function compileExpression(source: string, field: string): Render {
     const out = fast(ctx);
     return out === BAIL ? slow(ctx) : out;
   };
+}
+
+/**
+ * Names that lead from a value to its prototype or to Function. Handlebars' runtime already
+ * refuses to resolve them (they would render empty); an expression that names one is an
+ * injection attempt or a mistake, so it is refused when the template is stored, with the
+ * field named. Lookups computed from data at render time stay covered by the runtime check.
+ */
+const PROTOTYPE_NAMES: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype", "__defineGetter__", "__defineSetter__", "__lookupGetter__", "__lookupSetter__"]);
+
+/** The first prototype name a path segment or a string literal (a lookup key) uses, or null. */
+function prototypeAccess(node: unknown): string | null {
+  if (Array.isArray(node)) {
+    for (const n of node) {
+      const hit = prototypeAccess(n);
+      if (hit) return hit;
+    }
+    return null;
+  }
+  if (!node || typeof node !== "object") return null;
+  const n = node as { type?: string; parts?: unknown; value?: unknown };
+  if (n.type === "PathExpression" && Array.isArray(n.parts)) {
+    const hit = n.parts.find((p) => typeof p === "string" && PROTOTYPE_NAMES.has(p));
+    if (hit) return hit as string;
+  }
+  if (n.type === "StringLiteral" && typeof n.value === "string" && PROTOTYPE_NAMES.has(n.value)) return n.value;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === "loc" || !v || typeof v !== "object") continue;
+    const hit = prototypeAccess(v);
+    if (hit) return hit;
+  }
+  return null;
 }
 
 /** A fast renderer met a value only Handlebars knows how to print: render with Handlebars. */
