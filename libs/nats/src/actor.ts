@@ -13,11 +13,17 @@ export const Decisions = {
   term: (): Decision => ({ kind: "term" }),
 } as const;
 
-/** `ackAck` (optional) confirms acks another way, e.g. JsPipeline.ackAck. */
-export async function settle(msg: JsMsg, d: Decision, ackAck?: (msg: JsMsg) => Promise<unknown>): Promise<void> {
+/** How acks are sent when not by the message itself (e.g. through a JsPipeline). */
+export interface AckWith {
+  ack?: (msg: JsMsg) => void;
+  ackAck?: (msg: JsMsg) => Promise<unknown>;
+}
+
+export async function settle(msg: JsMsg, d: Decision, via: AckWith = {}): Promise<void> {
   switch (d.kind) {
     case "ack":
-      if (d.confirm) await (ackAck ? ackAck(msg) : msg.ackAck());
+      if (d.confirm) await (via.ackAck ? via.ackAck(msg) : msg.ackAck());
+      else if (via.ack) via.ack(msg);
       else msg.ack();
       return;
     case "nak":
@@ -44,8 +50,8 @@ export interface ActorOptions {
   /** Redelivery delay after the handler throws (an infrastructure error). */
   errorDelayMs?: number;
   onSettled?: (d: Decision, msg: JsMsg) => void;
-  /** How a confirmed ack is sent (default JsMsg.ackAck; JsPipeline.ackAck is cheaper). */
-  ackAck?: (msg: JsMsg) => Promise<unknown>;
+  /** How acks are sent (default by the message; a JsPipeline is cheaper and batches them). */
+  ackWith?: AckWith;
 }
 
 /**
@@ -56,6 +62,8 @@ export interface ActorOptions {
 export class Actor {
   private messages: ConsumerMessages | null = null;
   private inFlight = 0;
+  /** Confirmed acks sent and not yet answered (they no longer hold a handling slot). */
+  private confirming = 0;
   /** Resolves the loop when a slot frees up (set only while the loop waits for one). */
   private slotFree: (() => void) | null = null;
   /** Resolves close() when the last in-flight message is settled. */
@@ -103,9 +111,14 @@ export class Actor {
       this.slotFree = null;
       free();
     }
-    if (this.inFlight === 0 && this.idle) this.idle();
+    this.checkIdle();
   };
 
+  private checkIdle(): void {
+    if (this.inFlight === 0 && this.confirming === 0 && this.idle) this.idle();
+  }
+
+  /** Resolves when the message's slot is free: once it is settled, or once a confirmed ack is on its way. */
   private async process(msg: JsMsg): Promise<void> {
     let d: Decision;
     try {
@@ -114,20 +127,29 @@ export class Actor {
       this.opts.log.error({ err, subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount }, "handler failed; message will be redelivered");
       d = Decisions.nak(this.opts.errorDelayMs ?? 1000);
     }
-    try {
-      await settle(msg, d, this.opts.ackAck);
-      this.opts.onSettled?.(d, msg);
-    } catch (err) {
+    const settled = settle(msg, d, this.opts.ackWith).then(
+      () => this.opts.onSettled?.(d, msg),
       // The ack timer will redeliver it; handlers are idempotent.
-      this.opts.log.warn({ err, seq: msg.seq }, "settle failed");
+      (err: unknown) => this.opts.log.warn({ err, seq: msg.seq }, "settle failed"),
+    );
+    if (d.kind === "ack" && d.confirm) {
+      // The work is done: waiting for the server's confirmation (a round trip) does not
+      // hold a handling slot. close() still waits for it.
+      this.confirming++;
+      void settled.then(() => {
+        this.confirming--;
+        this.checkIdle();
+      });
+      return;
     }
+    await settled;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.messages?.close().catch(() => undefined);
       await this.loop?.catch(() => undefined);
-      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      if (this.inFlight > 0 || this.confirming > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     })();
     return this.closing;
   }

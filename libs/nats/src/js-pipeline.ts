@@ -1,6 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
-import { createInbox, headers as newHeaders, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/transport-node";
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/transport-node";
 import { isWrongLastSequence } from "./errors.js";
 
 /** A create-only write lost: 10071, or 10164 on servers that cannot tell the last sequence. */
@@ -44,6 +44,11 @@ export interface JsPipelineOptions {
   timeoutMs?: number;
   /** Publishes with options this pipeline does not handle go through this client instead. */
   fallback?: JetStreamClient;
+  /**
+   * Queue requests and acks issued in one turn of the event loop and hand them to the
+   * client together (setImmediate), so they leave in one socket write (default true).
+   */
+  coalesce?: boolean;
 }
 
 const H = {
@@ -74,6 +79,9 @@ export class JsPipeline implements JsPublisher {
   private nextToken = 1;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
+  private readonly coalesce: boolean;
+  private outbox: ({ token: number; subject: string; data: Uint8Array; h: WireHeaders | undefined } | JsMsg)[] = [];
+  private flushScheduled = false;
   private closed = false;
 
   constructor(
@@ -81,6 +89,7 @@ export class JsPipeline implements JsPublisher {
     private readonly o: JsPipelineOptions = {},
   ) {
     this.timeoutMs = o.timeoutMs ?? 5000;
+    this.coalesce = o.coalesce ?? true;
     this.prefix = `${createInbox()}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, m) => (err ? undefined : this.onReply(m)) });
   }
@@ -99,22 +108,16 @@ export class JsPipeline implements JsPublisher {
         throw new Error(`JsPipeline.publish: option ${other[0]} is not supported (give a fallback client)`);
       }
     }
-    const h = options?.headers ?? (options?.msgID || options?.expect ? newHeaders() : undefined);
-    if (options?.msgID) h!.set(H.msgId, options.msgID);
-    const e = options?.expect;
-    if (e) {
-      if (e.streamName) h!.set(H.expectedStream, e.streamName);
-      if (e.lastMsgID) h!.set(H.expectedLastMsgId, e.lastMsgID);
-      if (e.lastSequence !== undefined) h!.set(H.expectedLastSeq, String(e.lastSequence));
-      if (e.lastSubjectSequence !== undefined) h!.set(H.expectedLastSubjectSeq, String(e.lastSubjectSequence));
-    }
+    const h = wireHeaders(options);
     const data = typeof payload === "string" ? new TextEncoder().encode(payload) : (payload ?? new Uint8Array(0));
     const m = await this.request(subject, data, h);
     if (m.headers?.code === 503) throw new NoStreamError(subject);
     const r = JSON.parse(dec.decode(m.data)) as { error?: { code: number; err_code?: number; description: string }; stream?: string; seq?: number; duplicate?: boolean; domain?: string };
     if (r.error) throw new JetStreamApiError({ code: r.error.code, err_code: r.error.err_code ?? 0, description: r.error.description });
     if (!r.stream) throw new Error(`invalid PubAck from ${subject}`);
-    return { stream: r.stream, seq: r.seq ?? 0, duplicate: r.duplicate === true, ...(r.domain ? { domain: r.domain } : {}) } as PubAck;
+    const ack: PubAck = { stream: r.stream, seq: r.seq ?? 0, duplicate: r.duplicate === true } as PubAck;
+    if (r.domain) ack.domain = r.domain;
+    return ack;
   }
 
   /**
@@ -131,21 +134,74 @@ export class JsPipeline implements JsPublisher {
     if (m.headers?.code === 503) throw new NoStreamError(reply);
   }
 
-  private request(subject: string, data: Uint8Array, h: MsgHdrs | undefined): Promise<Msg> {
+  /**
+   * Acks `msg` (no confirmation) in the next write: with `coalesce`, together with the
+   * requests issued in the same turn of the event loop.
+   */
+  ack(msg: JsMsg): void {
+    if (!this.coalesce) {
+      msg.ack();
+      return;
+    }
+    this.outbox.push(msg);
+    this.scheduleFlush();
+  }
+
+  private request(subject: string, data: Uint8Array, h: WireHeaders | undefined): Promise<Msg> {
     if (this.closed) return Promise.reject(new PipelineClosedError("JsPipeline is closed"));
     const token = this.nextToken++;
     return new Promise<Msg>((resolve, reject) => {
-      this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs, subject });
-      try {
-        this.nc.publish(subject, data, h ? { reply: this.prefix + token, headers: h } : { reply: this.prefix + token });
-      } catch (err) {
-        this.pending.delete(token);
-        reject(err as Error);
-        return;
-      }
+      const p: Pending = { resolve, reject, deadline: Date.now() + this.timeoutMs, subject };
+      this.pending.set(token, p);
       this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+      if (this.coalesce) {
+        this.outbox.push({ token, subject, data, h });
+        this.scheduleFlush();
+      } else {
+        this.send(token, subject, data, h);
+      }
     });
   }
+
+  private send(token: number, subject: string, data: Uint8Array, h: WireHeaders | undefined): void {
+    try {
+      // The client only calls encode() on the headers it publishes (nats-core protocol.js publish).
+      this.nc.publish(subject, data, h ? { reply: this.prefix + token, headers: h as unknown as MsgHdrs } : { reply: this.prefix + token });
+    } catch (err) {
+      const p = this.pending.get(token);
+      this.pending.delete(token);
+      p?.reject(err as Error);
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /**
+   * Hands everything queued in this turn to the client at once, so it goes out in one
+   * socket write. Without it, handlers resumed by one read reach their next publish a
+   * different number of microtask hops later and the client's per-microtask flush writes
+   * many small frames (the dispatcher made ~40 writes per read).
+   */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const out = this.outbox;
+    this.outbox = [];
+    for (const o of out) {
+      if ("token" in o) {
+        if (this.pending.has(o.token)) this.send(o.token, o.subject, o.data, o.h);
+      } else {
+        try {
+          o.ack();
+        } catch {
+          // closed connection: the ack timer redelivers
+        }
+      }
+    }
+  };
 
   private onReply(m: Msg): void {
     const token = Number(m.subject.slice(this.prefix.length));
@@ -176,8 +232,53 @@ export class JsPipeline implements JsPublisher {
     this.sweeper = null;
     for (const p of this.pending.values()) p.reject(new PipelineClosedError("JsPipeline is closed"));
     this.pending.clear();
+    // Queued acks still go out (their work is done); queued requests were just rejected.
+    this.flush();
     if (!this.nc.isClosed()) this.sub.unsubscribe();
   }
+}
+
+/**
+ * Headers already in wire form. nats-core's MsgHdrs validates and canonicalises each key
+ * on set() and re-encodes the whole block with TextEncoder on every publish; the headers
+ * here are built once as the bytes the server reads (`NATS/1.0` then `Key: value` lines).
+ */
+interface WireHeaders {
+  encode(): Uint8Array;
+}
+
+function wire(lines: string): WireHeaders {
+  const bytes = Buffer.from(`NATS/1.0\r\n${lines}\r\n`, "utf8");
+  return { encode: () => bytes };
+}
+
+/** Every KV create sends the same header: built once. */
+const CREATE_ONLY = wire(`${H.expectedLastSubjectSeq}: 0\r\n`);
+
+function line(k: string, v: string): string {
+  if (/[\r\n]/.test(v)) throw new Error(`header ${k}: values must be one line`);
+  return `${k}: ${v}\r\n`;
+}
+
+function wireHeaders(o: Partial<JetStreamPublishOptions> | undefined): WireHeaders | undefined {
+  if (!o) return undefined;
+  const e = o.expect;
+  if (!o.headers && !o.msgID && e && e.lastSubjectSequence === 0 && !e.streamName && !e.lastMsgID && e.lastSequence === undefined) return CREATE_ONLY;
+  let lines = "";
+  const own = new Set<string>();
+  if (o.msgID) own.add(H.msgId.toLowerCase());
+  if (e?.streamName) own.add(H.expectedStream.toLowerCase());
+  if (e?.lastMsgID) own.add(H.expectedLastMsgId.toLowerCase());
+  if (e?.lastSequence !== undefined) own.add(H.expectedLastSeq.toLowerCase());
+  if (e?.lastSubjectSequence !== undefined) own.add(H.expectedLastSubjectSeq.toLowerCase());
+  // The caller's headers, except those the options set (as MsgHdrs.set would replace them).
+  if (o.headers) for (const [k, vs] of o.headers) if (!own.has(k.toLowerCase())) for (const v of vs) lines += line(k, v);
+  if (o.msgID) lines += line(H.msgId, o.msgID);
+  if (e?.streamName) lines += line(H.expectedStream, e.streamName);
+  if (e?.lastMsgID) lines += line(H.expectedLastMsgId, e.lastMsgID);
+  if (e?.lastSequence !== undefined) lines += line(H.expectedLastSeq, String(e.lastSequence));
+  if (e?.lastSubjectSequence !== undefined) lines += line(H.expectedLastSubjectSeq, String(e.lastSubjectSequence));
+  return lines ? wire(lines) : undefined;
 }
 
 /** A create that found the key taken: what holds it. */

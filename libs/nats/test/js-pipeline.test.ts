@@ -1,5 +1,5 @@
 import t from "tap";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { NatsServer } from "@notify/nats-server";
@@ -40,6 +40,26 @@ t.test("js pipeline - publish answers with the PubAck; a repeated Nats-Msg-Id is
   t.equal(p.inFlight, 0, "nothing left pending");
   const m = await jsm.streams.getMessage("PIPE_A", { seq: 1 });
   t.equal(m?.header.get("Nats-Msg-Id"), "m-1", "the message id travelled as a header");
+});
+
+t.test("js pipeline - headers: the caller's travel with the options', the options win a clash", async (t) => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "PIPE_H", subjects: ["pipe.h.>"] });
+  const p = new JsPipeline(nc);
+  t.teardown(() => p.close());
+  const h = headers();
+  h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  h.append("X-Multi", "a");
+  h.append("X-Multi", "b");
+  h.set("Nats-Msg-Id", "from-headers");
+  const a = await p.publish("pipe.h.1", enc("x"), { headers: h, msgID: "from-options" });
+  const m = await jsm.streams.getMessage("PIPE_H", { seq: a.seq });
+  t.equal(m?.header.get("traceparent"), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  t.same(m?.header.values("X-Multi"), ["a", "b"]);
+  t.same(m?.header.values("Nats-Msg-Id"), ["from-options"], "one message id: the option's");
+  const bad = headers();
+  bad.set("X-Ok", "fine");
+  await t.rejects(p.publish("pipe.h.1", enc("x"), { headers: bad, msgID: "two\nlines" }), /one line/);
 });
 
 t.test("js pipeline - expected last subject sequence: a conflict rejects as JetStreamApiError 10071", async (t) => {
