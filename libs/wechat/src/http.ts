@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { Agent, type Dispatcher } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import { redactUrl } from "@notify/log";
 
 /** What one call ended in: a WeChat errcode, or how the HTTP exchange failed. */
@@ -22,9 +22,14 @@ export interface WeChatHttpOptions {
 }
 
 /**
- * HTTP to the WeChat API over one keep-alive undici Agent. Every call is bounded by
- * `timeoutMs` end to end (connect, headers and body). It never throws: failures come
- * back classified, with URLs redacted (the access token travels in the query string).
+ * HTTP to the WeChat API over one keep-alive undici Pool (one origin). Every call is
+ * bounded by `timeoutMs` end to end (connect, queueing, headers and body). It never
+ * throws: failures come back classified, with URLs redacted (the access token travels in
+ * the query string).
+ *
+ * Calls use `dispatch()` with a minimal handler rather than `request()`: no Readable body
+ * stream and no AbortSignal per call (one sweep aborts overdue calls through the
+ * handler's controller); the same connections and keep-alive, less CPU per call.
  */
 export class WeChatHttp {
   private readonly dispatcher: Dispatcher;
@@ -42,7 +47,7 @@ export class WeChatHttp {
     this.ownsDispatcher = !o.dispatcher;
     this.dispatcher =
       o.dispatcher ??
-      new Agent({
+      new Pool(this.origin, {
         connections: o.connections ?? 64,
         keepAliveTimeout: 10_000,
         keepAliveMaxTimeout: 60_000,
@@ -52,35 +57,62 @@ export class WeChatHttp {
       });
   }
 
-  async call(method: "GET" | "POST", path: string, body?: string): Promise<HttpResult> {
+  call(method: "GET" | "POST", path: string, body?: string): Promise<HttpResult> {
     const t0 = performance.now();
-    const signal = this.deadlines.start();
-    try {
-      const res = await this.dispatcher.request({
-        origin: this.origin,
-        path: this.prefix + path,
-        method,
-        signal,
-        ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }),
+    return new Promise<HttpResult>((resolve) => {
+      let controller: Dispatcher.DispatchController | null = null;
+      let settled = false;
+      let status = 0;
+      const chunks: Buffer[] = [];
+      const timedOut = (): HttpResult => ({ ok: false, code: "timeout", error: `WeChat did not answer within ${this.o.timeoutMs} ms`, durationMs: performance.now() - t0 });
+      const finish = (r: HttpResult) => {
+        if (settled) return;
+        settled = true;
+        this.deadlines.end(deadline);
+        resolve(r);
+      };
+      const deadline = this.deadlines.start(() => {
+        finish(timedOut());
+        controller?.abort(new TimeoutError(`no answer within ${this.o.timeoutMs} ms`));
       });
-      // Always read the body: an unread body keeps the socket from going back to the pool.
-      const text = await res.body.text();
-      const durationMs = performance.now() - t0;
-      if (res.statusCode !== 200) {
-        return { ok: false, code: res.statusCode >= 500 ? "http_5xx" : "http_4xx", httpStatus: res.statusCode, error: `WeChat answered HTTP ${res.statusCode}`, durationMs };
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          // Timed out while waiting for a connection: do not send it at all.
+          if (settled) c.abort(new TimeoutError(`no answer within ${this.o.timeoutMs} ms`));
+        },
+        onResponseStart: (_c, statusCode) => {
+          status = statusCode;
+        },
+        // Always take the body: an unread body keeps the socket from going back to the pool.
+        onResponseData: (_c, chunk) => {
+          chunks.push(chunk);
+        },
+        onResponseEnd: () => {
+          const durationMs = performance.now() - t0;
+          if (status !== 200) {
+            finish({ ok: false, code: status >= 500 ? "http_5xx" : "http_4xx", httpStatus: status, error: `WeChat answered HTTP ${status}`, durationMs });
+            return;
+          }
+          const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8");
+          const parsed = parseObject(text);
+          if (!parsed) finish({ ok: false, code: "bad_response", httpStatus: 200, error: "WeChat answered a body that is not a JSON object", durationMs });
+          else finish({ ok: true, body: parsed, text, durationMs });
+        },
+        onResponseError: (_c, err) => {
+          if (isTimeout(err)) finish(timedOut());
+          else finish({ ok: false, code: "network", error: `WeChat request failed: ${describe(err)}`, durationMs: performance.now() - t0 });
+        },
+      };
+      try {
+        this.dispatcher.dispatch(
+          { origin: this.origin, path: this.prefix + path, method, ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }) },
+          handler,
+        );
+      } catch (err) {
+        finish({ ok: false, code: "network", error: `WeChat request failed: ${describe(err)}`, durationMs: performance.now() - t0 });
       }
-      const parsed = parseObject(text);
-      if (!parsed) return { ok: false, code: "bad_response", httpStatus: 200, error: "WeChat answered a body that is not a JSON object", durationMs };
-      return { ok: true, body: parsed, text, durationMs };
-    } catch (err) {
-      const durationMs = performance.now() - t0;
-      if (signal.aborted || isTimeout(err)) {
-        return { ok: false, code: "timeout", error: `WeChat did not answer within ${this.o.timeoutMs} ms`, durationMs };
-      }
-      return { ok: false, code: "network", error: `WeChat request failed: ${describe(err)}`, durationMs };
-    } finally {
-      this.deadlines.end(signal);
-    }
+    });
   }
 
   close(): Promise<void> {
@@ -90,14 +122,19 @@ export class WeChatHttp {
   }
 }
 
+/** Our own end-to-end deadline fired. */
+class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
 /**
- * End-to-end time-outs for calls that all share one duration: an AbortController per call
- * and one interval that aborts the expired ones, oldest first (calls start in deadline
- * order). AbortSignal.timeout() would arm a timer and a finalization entry per call. A
- * call is aborted at most a tick (a quarter of the time-out, ≤ 50 ms) after its deadline.
+ * End-to-end time-outs for calls that all share one duration: one interval fires the
+ * overdue ones, oldest first (calls start in deadline order), instead of a timer per
+ * call. A call times out at most a tick (a quarter of the time-out, ≤ 50 ms) late.
  */
 class Deadlines {
-  private readonly live = new Map<AbortSignal, { ac: AbortController; deadline: number }>();
+  private readonly live = new Map<number, { onTimeout: () => void; deadline: number }>();
+  private next = 1;
   private timer: NodeJS.Timeout | null = null;
   private readonly tickMs: number;
 
@@ -105,26 +142,26 @@ class Deadlines {
     this.tickMs = Math.max(1, Math.min(50, Math.floor(timeoutMs / 4)));
   }
 
-  start(): AbortSignal {
-    const ac = new AbortController();
-    this.live.set(ac.signal, { ac, deadline: performance.now() + this.timeoutMs });
+  start(onTimeout: () => void): number {
+    const id = this.next++;
+    this.live.set(id, { onTimeout, deadline: performance.now() + this.timeoutMs });
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.tickMs);
       this.timer.unref();
     }
-    return ac.signal;
+    return id;
   }
 
-  end(signal: AbortSignal): void {
-    this.live.delete(signal);
+  end(id: number): void {
+    this.live.delete(id);
   }
 
   private sweep(): void {
     const now = performance.now();
-    for (const [signal, e] of this.live) {
+    for (const [id, e] of this.live) {
       if (e.deadline > now) break;
-      this.live.delete(signal);
-      e.ac.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError"));
+      this.live.delete(id);
+      e.onTimeout();
     }
     if (this.live.size === 0) this.stop();
   }
