@@ -50,7 +50,7 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
     channels: o.channels,
     ...(o.afterClaim ? { afterClaim: o.afterClaim } : {}),
   });
-  const actor = new Actor({ js, stream: Streams.events, consumer: Consumers.dispatcher, concurrency: o.concurrency, handle, log: o.log });
+  const actor = new Actor({ js, stream: Streams.events, consumer: Consumers.dispatcher, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
   await actor.start();
   o.log.info({ templates: templates.size, channels: o.channels, concurrency: o.concurrency }, "dispatcher started");
 

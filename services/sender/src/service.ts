@@ -55,7 +55,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
       js.publish(Subjects.alert, encodeJson(fact), { msgID: `alert.${kind}.${channel}.${Math.floor(Date.now() / 120_000)}` }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
     },
   });
-  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackAck: (m) => pipeline.ackAck(m) });
+  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
   await actor.start();
   o.log.info({ channel: ch, consumer, concurrency: o.concurrency }, "sender started");
 
