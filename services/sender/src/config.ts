@@ -1,5 +1,7 @@
 import { Type, type Static } from "typebox";
 import { CsvList, LogEnv, MetricsEnv, NatsEnv, WeChatEnv, loadConfig } from "@notify/config";
+import { SENDER_MAX_DELIVER, WECHAT_DEDUP_WINDOW_MS, defaultSenderBackoff } from "@notify/nats";
+import { worstCaseRetrySpanMs } from "./retry.js";
 
 export const SenderConfigSchema = Type.Object({
   ...NatsEnv,
@@ -31,6 +33,15 @@ export function loadSenderConfig(env: NodeJS.ProcessEnv = process.env): SenderCo
   const backoff = c.SENDER_ACK_BACKOFF_MS?.map(Number);
   if (backoff && (backoff.length > 4 || backoff.some((b) => !Number.isFinite(b) || b <= c.WECHAT_TIMEOUT_MS))) {
     throw new Error(`SENDER_ACK_BACKOFF_MS: at most 4 numbers, each above WECHAT_TIMEOUT_MS (${c.WECHAT_TIMEOUT_MS})`);
+  }
+  // DESIGN §5: the whole retry schedule stays inside WeChat's client_msg_id window.
+  const policy = { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER };
+  const span = worstCaseRetrySpanMs(policy, backoff ?? defaultSenderBackoff(c.WECHAT_TIMEOUT_MS), c.WECHAT_TIMEOUT_MS, SENDER_MAX_DELIVER);
+  if (span > WECHAT_DEDUP_WINDOW_MS) {
+    throw new Error(
+      `WECHAT_TIMEOUT_MS, SENDER_ACK_BACKOFF_MS, RETRY_BASE_MS, RETRY_MAX_MS: the last retry can come ${Math.round(span / 1000)} s after the first, ` +
+        `beyond WeChat's ${WECHAT_DEDUP_WINDOW_MS / 60_000}-minute client_msg_id window (a retry after a lost answer could deliver twice); shorten them`,
+    );
   }
   return c;
 }
