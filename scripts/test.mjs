@@ -19,13 +19,13 @@ let tail = "";
 child.stdout.on("data", (b) => {
   process.stdout.write(b);
   tail = (tail + b.toString()).slice(-4096);
-  const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail);
-  if (m) summary = m;
+  const m = /# \{ (total: \d+[^}]*)\}/.exec(tail);
+  if (m) summary = Object.fromEntries(m[1].split(",").map((kv) => kv.split(":").map((x) => x.trim())).map(([k, v]) => [k, Number(v)]));
 });
 child.on("exit", (code) => {
   if (summary) {
-    const [, , pass, fail = "0", skip = "0"] = summary;
-    console.log(`tests: ${pass} passed, ${fail} failed, ${skip} skipped`);
+    const { pass = 0, fail = 0, skip = 0, todo = 0 } = summary;
+    console.log(`tests: ${pass} passed, ${fail} failed, ${skip + todo} skipped`);
   } else {
     console.log(`tests: 0 passed, 1 failed (tap printed no summary)`);
   }
