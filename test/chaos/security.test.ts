@@ -2,23 +2,18 @@
 // table with app.inject (services/gateway/test/auth.test.ts) and test/pipeline/metrics-e2e
 // checks that the app secret, an API key and access_token fields stay out of the logs.
 // This file extends both: the published OpenAPI contract and path tricks over real HTTP,
-// the key comparison itself, every actual secret value (issued access tokens, NATS
-// password, webhook path) in the output of a full run at trace level, and NATS
-// credentials of every kind from env-style config.
-import { execFileSync } from "node:child_process";
+// the key comparison itself, and every actual secret value (issued access tokens, NATS
+// password, webhook path) in the output of a full run at trace level. NATS credentials of
+// every kind: nats-credentials.test.ts.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { Type } from "typebox";
-import { nkeys } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { loadConfig, NatsEnv } from "@notify/config";
 import { Buckets, Status, Subjects, decodeJson, encodeJson, type EventEnvelope } from "@notify/contracts";
 import { RecordStore, connectNats, ensureTopology, type NatsSettings } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
@@ -236,66 +231,6 @@ t.test("security - the bearer check compares fixed-length digests with timingSaf
     t.doesNotThrow(() => v.verify(`Bearer ${k}`), `a ${k.length}-character key is checked without throwing`);
   }
   t.type(v.verify("Bearer short"), "string");
-});
-
-t.test("security - NATS credentials from config: user/password, token, nkey, TLS (mutual)", async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), "chaos-tls-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=chaos-test-ca");
-  for (const [name, ext] of [
-    ["server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"],
-    ["client", "extendedKeyUsage=clientAuth\n"],
-  ] as const) {
-    ssl("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-    writeFileSync(f(`${name}.ext`), ext);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.pem`, "-days", "1", "-extfile", `${name}.ext`);
-  }
-  const user = nkeys.createUser();
-  const seedFile = f("user.nk");
-  writeFileSync(seedFile, new TextDecoder().decode(user.getSeed()) + "\n", { mode: 0o600 });
-  const token = secret("tok");
-  const pass = secret("pw");
-
-  // `process`: also start a real sender with these variables (user/password is already
-  // proven by the full run above, where all four services connect with it).
-  const kinds: { name: string; conf: string; env: Record<string, string>; bad: Record<string, string>; process?: boolean }[] = [
-    { name: "user/password", conf: `authorization { user: svc, password: "${pass}" }`, env: { NATS_USER: "svc", NATS_PASS: pass }, bad: { NATS_USER: "svc", NATS_PASS: "wrong" } },
-    { name: "token", conf: `authorization { token: "${token}" }`, env: { NATS_TOKEN: token }, bad: { NATS_TOKEN: "wrong" } },
-    { name: "nkey (seed file)", conf: `authorization { users: [ { nkey: ${user.getPublicKey()} } ] }`, env: { NATS_NKEY_SEED: seedFile }, process: true, bad: { NATS_NKEY_SEED: new TextDecoder().decode(nkeys.createUser().getSeed()) } },
-    {
-      name: "TLS with a client certificate",
-      conf: `tls { cert_file: "${f("server.pem")}", key_file: "${f("server.key")}", ca_file: "${f("ca.pem")}", verify: true, timeout: 5 }`,
-      env: { NATS_TLS_CA: f("ca.pem"), NATS_TLS_CERT: f("client.pem"), NATS_TLS_KEY: f("client.key") },
-      bad: { NATS_TLS_CA: f("ca.pem") },
-      process: true,
-    },
-  ];
-  const Schema = Type.Object(NatsEnv);
-  const procs = new Processes();
-  t.teardown(() => procs.stopAll());
-  const sim = await startSimulator();
-  t.teardown(() => sim.close());
-  await Promise.all(
-    kinds.map(async (k) => {
-      const server = await NatsServer.start({ extraConfig: k.conf });
-      t.teardown(() => server.stop());
-      const settings = (extra: Record<string, string>): NatsSettings => loadConfig(Schema, { NATS_URL: server.url, ...extra });
-      const nc = await connectNats(settings(k.env), `chaos-${k.name}`);
-      const jsm = await jetstreamManager(nc);
-      t.ok((await jsm.getAccountInfo()).streams >= 0, `${k.name}: connected from env-style config, JetStream reachable`);
-      await nc.close();
-      await t.rejects(connectNats(settings(k.bad), "chaos-bad"), `${k.name}: wrong credentials are refused`);
-      await t.rejects(connectNats(settings({}), "chaos-none"), `${k.name}: no credentials are refused`);
-      if (!k.process) return;
-      const p = await procs.startReady("sender", workerEnv(server.url, sim, k.env), `sender-${k.name}`);
-      t.ok(p.alive, `${k.name}: a sender process connects with the same variables and is ready`);
-    }),
-  );
-  const all = procs.all.map((p) => p.lines.join("\n")).join("\n");
-  t.notOk(all.includes(pass) || all.includes(token) || all.includes(new TextDecoder().decode(user.getSeed())), "no credential in the services' logs");
 });
 
 // The shared access token lives in the wechat_tokens bucket by design; nothing else on the
