@@ -102,10 +102,10 @@ export class JsPipeline implements JsPublisher {
   /** Publishes to a stream and resolves with its PubAck; API errors reject as JetStreamApiError. */
   async publish(subject: string, payload?: Payload, options?: Partial<JetStreamPublishOptions>): Promise<PubAck> {
     if (options) {
-      const other = Object.entries(options).find(([k, v]) => v !== undefined && !SUPPORTED.has(k));
-      if (other) {
+      for (const k in options) {
+        if (SUPPORTED.has(k) || options[k as keyof typeof options] === undefined) continue;
         if (this.o.fallback) return this.o.fallback.publish(subject, payload, options);
-        throw new Error(`JsPipeline.publish: option ${other[0]} is not supported (give a fallback client)`);
+        throw new Error(`JsPipeline.publish: option ${k} is not supported (give a fallback client)`);
       }
     }
     const h = wireHeaders(options);
@@ -247,9 +247,15 @@ interface WireHeaders {
   encode(): Uint8Array;
 }
 
+class Wire implements WireHeaders {
+  constructor(private readonly bytes: Uint8Array) {}
+  encode(): Uint8Array {
+    return this.bytes;
+  }
+}
+
 function wire(lines: string): WireHeaders {
-  const bytes = Buffer.from(`NATS/1.0\r\n${lines}\r\n`, "utf8");
-  return { encode: () => bytes };
+  return new Wire(Buffer.from(`NATS/1.0\r\n${lines}\r\n`, "utf8"));
 }
 
 /** Every KV create sends the same header: built once. */
