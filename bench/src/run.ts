@@ -33,18 +33,23 @@ const cfg = {
   memoryRate: 500,
   scalingSeconds: Number(opt("scaling-seconds", "BENCH_SCALING_SECONDS", quick ? "3" : "8")),
   scalingSenders: opt("scaling-senders", "BENCH_SCALING_SENDERS", "1,2,4").split(",").map(Number),
+  scalingConcurrency: Number(opt("scaling-concurrency", "BENCH_SCALING_CONCURRENCY", "64")),
   wechatLatencyMs: 100,
   shape: {
     senders: Number(opt("senders", "BENCH_SENDERS", "2")),
-    senderConcurrency: Number(opt("sender-concurrency", "BENCH_SENDER_CONCURRENCY", "64")),
+    // WeChat answers at once here (the simulator, no latency): 256 in flight per sender keeps
+    // a process busy through its three JetStream round trips on a saturated box. The scaling
+    // section measures the I/O bound with the service default (64).
+    senderConcurrency: Number(opt("sender-concurrency", "BENCH_SENDER_CONCURRENCY", "256")),
     dispatcherConcurrency: Number(opt("dispatcher-concurrency", "BENCH_DISPATCHER_CONCURRENCY", "256")),
   } satisfies Shape,
   sections: opt("only", "BENCH_ONLY", "saturation,latency,scaling,duplicates,memory").split(","),
-  systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton").split(",") as SystemName[],
+  /** Saturation compares all of these; latency the three main ones. */
+  systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-stock").split(",") as SystemName[],
   out: opt("out", "BENCH_OUT", ""),
   /** Before each trial, wait (up to quietWaitSeconds) until the machine's other work uses fewer cores than this. */
   quietCores: Number(opt("quiet-cores", "BENCH_QUIET_CORES", quick ? "2" : "0.5")),
-  quietWaitSeconds: Number(opt("quiet-wait-seconds", "BENCH_QUIET_WAIT_SECONDS", quick ? "0" : "90")),
+  quietWaitSeconds: Number(opt("quiet-wait-seconds", "BENCH_QUIET_WAIT_SECONDS", quick ? "0" : "45")),
   nodeArgs: (process.env.BENCH_SERVICE_NODE_ARGS ?? "").split(" ").filter(Boolean),
 };
 
@@ -105,7 +110,9 @@ function startNow(name: SystemName, shape: Shape): Promise<Trial> {
     case "pipeline":
       return PipelineTrial.start({ ...shape, nodeArgs: cfg.nodeArgs });
     case "nats-skeleton":
-      return NatsSkeletonTrial.start(shape);
+      return NatsSkeletonTrial.start(shape, "lean");
+    case "nats-skeleton-stock":
+      return NatsSkeletonTrial.start(shape, "stock");
     case "bullmq-skeleton":
       return BullmqSkeletonTrial.start(shape, redisBin);
   }
@@ -333,12 +340,12 @@ interface ScalingResult {
 }
 
 async function scaling(k: number): Promise<ScalingResult> {
-  const conc = cfg.shape.senderConcurrency;
+  const conc = cfg.scalingConcurrency;
   const inFlight = k * conc;
   const bound = inFlight / (cfg.wechatLatencyMs / 1000);
   const jobs = Math.round(bound * cfg.scalingSeconds);
   lastQuiet = await awaitQuiet();
-  const t = await PipelineTrial.start({ ...cfg.shape, simLatencyMs: cfg.wechatLatencyMs, deferSenders: true, nodeArgs: cfg.nodeArgs });
+  const t = await PipelineTrial.start({ ...cfg.shape, senderConcurrency: conc, simLatencyMs: cfg.wechatLatencyMs, deferSenders: true, nodeArgs: cfg.nodeArgs });
   try {
     // Fill SENDS first (dispatcher only), so the senders alone set the pace.
     const evs = events(jobs);
@@ -568,15 +575,18 @@ async function main(): Promise<void> {
     const ratioCeiling = paired("pipeline", "nats-skeleton");
     const ratioPeer = paired("pipeline", "bullmq-skeleton");
     const peerVsCeiling = paired("bullmq-skeleton", "nats-skeleton");
+    const ratioStock = paired("pipeline", "nats-skeleton-stock");
     const summary = {
       median_per_second: Object.fromEntries(cfg.systems.map((s) => [s, round(median(by(s).map((t) => t.per_second)))])),
       pipeline_over_ceiling: { per_round: ratioCeiling, median: median(ratioCeiling) },
       pipeline_over_peer: { per_round: ratioPeer, median: median(ratioPeer) },
       peer_over_ceiling: { per_round: peerVsCeiling, median: median(peerVsCeiling) },
+      pipeline_over_stock_client_skeleton: { per_round: ratioStock, median: median(ratioStock) },
     };
     report.saturation = { trials, summary };
     out.push(
-      `Saturation: ${cfg.n} events published as fast as possible, until the last is recorded (${cfg.rounds} interleaved round(s); ${cfg.shape.senders} stage-2 processes)`,
+      `Saturation: ${cfg.n} events published as fast as possible, until the last is recorded (${cfg.rounds} interleaved round(s); 1 stage-1 process × ${cfg.shape.dispatcherConcurrency} in flight, ${cfg.shape.senders} stage-2 processes × ${cfg.shape.senderConcurrency})`,
+      "ceiling = nats-skeleton (lean client path, as the services use); nats-skeleton-stock = the same skeleton on the stock @nats-io client calls",
       table(
         ["system", ...Array.from({ length: cfg.rounds }, (_, i) => `round ${i + 1} /s`), "median /s", "CPU µs/notif (all procs)", "other work (cores)"],
         cfg.systems.map((s) => [
@@ -590,6 +600,7 @@ async function main(): Promise<void> {
       `pipeline / ceiling (paired): ${ratioCeiling.join(", ")} → median ${summary.pipeline_over_ceiling.median}`,
       `pipeline / BullMQ peer (paired): ${ratioPeer.join(", ")} → median ${summary.pipeline_over_peer.median}`,
       `BullMQ peer / ceiling (paired): ${peerVsCeiling.join(", ")} → median ${summary.peer_over_ceiling.median}`,
+      `pipeline / skeleton on the stock @nats-io client calls (paired): ${ratioStock.join(", ")} → median ${summary.pipeline_over_stock_client_skeleton.median}`,
       "",
     );
     if (ratioCeiling.length) targets.push({ target: "pipeline / ceiling ≥ 0.6 at saturation", value: String(summary.pipeline_over_ceiling.median), pass: summary.pipeline_over_ceiling.median >= 0.6 });
@@ -599,8 +610,9 @@ async function main(): Promise<void> {
   // 3 (+6): latency at fixed rates, systems interleaved per rate.
   if (has("latency")) {
     const results: LatencyResult[] = [];
+    const latencySystems = cfg.systems.filter((s) => s !== "nats-skeleton-stock");
     for (const [i, rate] of cfg.rates.entries()) {
-      for (const s of rotated(cfg.systems, i)) {
+      for (const s of rotated(latencySystems, i)) {
         const r = await withTrial(s, (t) => latencyRun(t, rate, cfg.latencySeconds));
         log(`latency ${s} @ ${rate}/s: p50 ${r.latency_ms.p50} p95 ${r.latency_ms.p95} p99 ${r.latency_ms.p99} ms, sustained ${r.sustained}; other work ${r.foreign_cores_during} cores`);
         results.push(r);
@@ -629,9 +641,9 @@ async function main(): Promise<void> {
     for (const k of cfg.scalingSenders) results.push(await scaling(k));
     const one = results.find((r) => r.senders === 1);
     const four = results.find((r) => r.senders === 4);
-    report.scaling = { wechat_latency_ms: cfg.wechatLatencyMs, sender_concurrency: cfg.shape.senderConcurrency, results, four_over_one: one && four ? round(four.per_second / one.per_second, 2) : null };
+    report.scaling = { wechat_latency_ms: cfg.wechatLatencyMs, sender_concurrency: cfg.scalingConcurrency, results, four_over_one: one && four ? round(four.per_second / one.per_second, 2) : null };
     out.push(
-      `Sender scaling: WeChat answers after ${cfg.wechatLatencyMs} ms; SENDS pre-filled; SENDER_CONCURRENCY=${cfg.shape.senderConcurrency}; rate over the middle 80% of deliveries`,
+      `Sender scaling: WeChat answers after ${cfg.wechatLatencyMs} ms; SENDS pre-filled; SENDER_CONCURRENCY=${cfg.scalingConcurrency}; rate over the middle 80% of deliveries`,
       table(
         ["senders", "jobs", "in flight", "I/O bound /s", "measured /s", "of bound", "× 1 sender", "other work (cores)"],
         results.map((r) => [r.senders, r.jobs, r.in_flight_limit, r.io_bound_per_second, r.per_second, `${round(r.of_io_bound * 100, 1)}%`, one ? round(r.per_second / one.per_second, 2) : "", r.foreign_cores_during]),

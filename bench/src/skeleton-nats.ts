@@ -3,11 +3,14 @@
  * measured against. Same JetStream operations per notification as the design:
  *   stage 1: consume event → KV create (claim) → publish job (Nats-Msg-Id) → ack
  *   stage 2: consume job → KV put (record) → publish sent fact → ack
- * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY.
+ * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY, BENCH_CLIENT (lean: the same
+ * JsPipeline path the services use, the default, so the ceiling is not handicapped by
+ * client overhead our pipeline avoids; stock: the @nats-io client's kv/js/ack calls).
  */
 import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { JsPipeline, KvWriter } from "@notify/nats";
 import { Skel } from "./skeleton-topology.js";
 import { now } from "./util.js";
 
@@ -16,7 +19,7 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY || 64);
 const nc = await connect({ servers: process.env.NATS_URL!, noAsyncTraces: true, name: `skeleton-${stage}` });
 const js = jetstream(nc);
 const kvm = new Kvm(js);
-const enc = new TextEncoder();
+const enc = { encode: (s: string) => Buffer.from(s, "utf8") };
 const dec = new TextDecoder();
 
 interface Envelope {
@@ -24,32 +27,43 @@ interface Envelope {
   order_id: string;
 }
 
+// BENCH_CLIENT=lean (default): the same lean client path the services use (JsPipeline);
+// stock: the @nats-io client's own kv.create / js.publish / ack.
+const lean = (process.env.BENCH_CLIENT ?? "lean") === "lean";
+const pipe = lean ? new JsPipeline(nc) : null;
+const pub = pipe ?? js;
+const ack = (m: JsMsg) => (pipe ? pipe.ack(m) : m.ack());
+
 let handle: (m: JsMsg) => Promise<void>;
 let consumer;
 if (stage === 1) {
   const locks = await kvm.open(Skel.locks);
+  const writer = pipe ? new KvWriter(locks, pipe, Skel.locks) : null;
   consumer = await js.consumers.get(Skel.events, Skel.stage1);
   handle = async (m) => {
     const e = JSON.parse(dec.decode(m.data)) as Envelope;
+    const claim = enc.encode(JSON.stringify({ event_id: e.id, at: Date.now() }));
     try {
-      await locks.create(`paid.${e.order_id}`, enc.encode(JSON.stringify({ event_id: e.id, at: Date.now() })));
+      await (writer ? writer.create(`paid.${e.order_id}`, claim) : locks.create(`paid.${e.order_id}`, claim));
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence)) throw err;
-      m.ack(); // a duplicate: claimed already
+      ack(m); // a duplicate: claimed already
       return;
     }
-    await js.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}` });
-    m.ack();
+    await pub.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}` });
+    ack(m);
   };
 } else {
   const records = await kvm.open(Skel.records);
+  const writer = pipe ? new KvWriter(records, pipe, Skel.records) : null;
   consumer = await js.consumers.get(Skel.jobs, Skel.stage2);
   handle = async (m) => {
     const e = JSON.parse(dec.decode(m.data)) as Envelope;
-    await records.put(`paid.${e.order_id}`, enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() })));
+    const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
+    await (writer ? writer.put(`paid.${e.order_id}`, rec) : records.put(`paid.${e.order_id}`, rec));
     const fact = { id: e.id, key: e.order_id, done: now() };
-    await js.publish(Skel.sentSubject, enc.encode(JSON.stringify(fact)), { msgID: `sent.${e.order_id}` });
-    m.ack();
+    await pub.publish(Skel.sentSubject, enc.encode(JSON.stringify(fact)), { msgID: `sent.${e.order_id}` });
+    ack(m);
   };
 }
 

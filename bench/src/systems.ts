@@ -5,14 +5,14 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { Buckets, Streams, Subjects, encodeJson, sendIdFor, templateKey, type EventEnvelope, type Template } from "@notify/contracts";
-import { defaultSenderBackoff, ensureTopology } from "@notify/nats";
+import { JsPipeline, defaultSenderBackoff, ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
 import { Proc, RedisServer, metricsUrl, root, spawnNode, startService, startSimulatorProc, track, untrack } from "./procs.js";
 import { PeerNames, Skel, skeletonBuckets, skeletonConsumers, skeletonStreams } from "./skeleton-topology.js";
 import { Gate, type ProcRef } from "./util.js";
 
-export type SystemName = "pipeline" | "nats-skeleton" | "bullmq-skeleton";
+export type SystemName = "pipeline" | "nats-skeleton" | "nats-skeleton-stock" | "bullmq-skeleton";
 
 export interface Shape {
   /** Stage-2 processes (sender replicas). */
@@ -106,6 +106,8 @@ export interface PipelineOptions extends Shape {
 /** Our system: nats-server, the simulator, one dispatcher and N senders, as operators run them. */
 export class PipelineTrial implements Trial {
   readonly name = "pipeline" as const;
+  /** The publisher (the same cheap path for both JetStream systems). */
+  private pub!: JsPipeline;
   readonly endPoint = "simulator accepted_at";
   senders: Proc[] = [];
   dispatcherMetrics = "";
@@ -140,6 +142,7 @@ export class PipelineTrial implements Trial {
     };
     const dispatcher = startService("dispatcher", env, "dispatcher", o.nodeArgs ?? []);
     const trial = new PipelineTrial(server, nc, jetstream(nc), await jetstreamManager(nc), { ...sim, control: new SimulatorControl(sim.url) }, dispatcher, env, o);
+    trial.pub = new JsPipeline(nc);
     try {
       trial.dispatcherMetrics = metricsUrl(await dispatcher.waitReady());
       if (!o.deferSenders) await trial.startSenders(o.senders);
@@ -165,7 +168,7 @@ export class PipelineTrial implements Trial {
   }
 
   publish(e: EventEnvelope): Promise<unknown> {
-    return this.js.publish(Subjects.event(e.event), encodeJson(e), { msgID: e.id });
+    return this.pub.publish(Subjects.event(e.event), encodeJson(e), { msgID: e.id });
   }
 
   publishMany(events: readonly EventEnvelope[]): Promise<void> {
@@ -265,6 +268,7 @@ export class PipelineTrial implements Trial {
 
   async stop(): Promise<void> {
     await Promise.allSettled([...this.senders.map((s) => s.stop()), this.dispatcher.stop()]);
+    this.pub?.close();
     await this.nc.close().catch(() => undefined);
     await this.sim.proc.stop();
     await this.server.stop();
@@ -274,10 +278,11 @@ export class PipelineTrial implements Trial {
 
 /** The bare JetStream two-stage skeleton (the ceiling). */
 export class NatsSkeletonTrial implements Trial {
-  readonly name = "nats-skeleton" as const;
+  private pub!: JsPipeline;
   readonly endPoint = "stage 2 done";
 
   private constructor(
+    readonly name: "nats-skeleton" | "nats-skeleton-stock",
     readonly server: NatsServer,
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
@@ -285,7 +290,8 @@ export class NatsSkeletonTrial implements Trial {
     readonly stages: Proc[],
   ) {}
 
-  static async start(o: Shape): Promise<NatsSkeletonTrial> {
+  /** `client`: lean (the JsPipeline path the services use) or stock (the @nats-io client's own calls). */
+  static async start(o: Shape, client: "lean" | "stock" = "lean"): Promise<NatsSkeletonTrial> {
     const server = await NatsServer.start();
     track(server.pid);
     const nc = await connect({ servers: server.url, noAsyncTraces: true, name: "bench" });
@@ -296,11 +302,13 @@ export class NatsSkeletonTrial implements Trial {
     for (const b of skeletonBuckets) await kvm.create(b.bucket, { history: b.history, ttl: b.ttl, storage: "file" as never });
     for (const c of skeletonConsumers) await jsm.consumers.add(c.stream, c.config);
     const script = path.join(root, "bench", "dist", "skeleton-nats.js");
+    const env = { NATS_URL: server.url, BENCH_CLIENT: client };
     const stages = [
-      spawnNode("stage-1", script, { NATS_URL: server.url, BENCH_STAGE: "1", BENCH_CONCURRENCY: String(o.dispatcherConcurrency) }, /skeleton ready/),
-      ...Array.from({ length: o.senders }, (_, i) => spawnNode(`stage-2.${i + 1}`, script, { NATS_URL: server.url, BENCH_STAGE: "2", BENCH_CONCURRENCY: String(o.senderConcurrency) }, /skeleton ready/)),
+      spawnNode("stage-1", script, { ...env, BENCH_STAGE: "1", BENCH_CONCURRENCY: String(o.dispatcherConcurrency) }, /skeleton ready/),
+      ...Array.from({ length: o.senders }, (_, i) => spawnNode(`stage-2.${i + 1}`, script, { ...env, BENCH_STAGE: "2", BENCH_CONCURRENCY: String(o.senderConcurrency) }, /skeleton ready/)),
     ];
-    const trial = new NatsSkeletonTrial(server, nc, js, jsm, stages);
+    const trial = new NatsSkeletonTrial(client === "lean" ? "nats-skeleton" : "nats-skeleton-stock", server, nc, js, jsm, stages);
+    trial.pub = new JsPipeline(nc);
     try {
       await Promise.all(stages.map((s) => s.waitReady()));
     } catch (err) {
@@ -319,7 +327,7 @@ export class NatsSkeletonTrial implements Trial {
   }
 
   publish(e: EventEnvelope): Promise<unknown> {
-    return this.js.publish(Skel.eventSubject, encodeJson(e), { msgID: e.id });
+    return this.pub.publish(Skel.eventSubject, encodeJson(e), { msgID: e.id });
   }
 
   publishMany(events: readonly EventEnvelope[]): Promise<void> {
@@ -348,6 +356,7 @@ export class NatsSkeletonTrial implements Trial {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.stages.map((s) => s.stop()));
+    this.pub?.close();
     await this.nc.close().catch(() => undefined);
     await this.server.stop();
     untrack(this.server.pid);
