@@ -103,8 +103,9 @@ export function spawnNode(label: string, script: string, env: Record<string, str
 export type ServiceName = "dispatcher" | "sender";
 
 /** A service exactly as operators run it: `node services/<name>/dist/main.js`, env only. */
-export function startService(name: ServiceName, env: Record<string, string>, label: string = name, nodeArgs: string[] = []): Proc {
-  return spawnNode(label, path.join(root, "services", name, "dist", "main.js"), { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", ...env }, new RegExp(`"msg":"${name} ready"`), nodeArgs);
+/** `servicesRoot`: another checkout's build (e.g. a baseline for before/after runs). */
+export function startService(name: ServiceName, env: Record<string, string>, label: string = name, nodeArgs: string[] = [], servicesRoot: string = root): Proc {
+  return spawnNode(label, path.join(servicesRoot, "services", name, "dist", "main.js"), { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", ...env }, new RegExp(`"msg":"${name} ready"`), nodeArgs);
 }
 
 /** The WeChat simulator process; resolves with its base URL. */

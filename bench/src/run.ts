@@ -47,6 +47,8 @@ const cfg = {
   /** Saturation compares all of these; latency the three main ones. */
   systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-stock").split(",") as SystemName[],
   out: opt("out", "BENCH_OUT", ""),
+  /** Another checkout, built, whose services run as `pipeline-baseline` (before/after comparisons). */
+  baselineRoot: opt("baseline", "BENCH_BASELINE", ""),
   /** Before each trial, wait (up to quietWaitSeconds) until the machine's other work uses fewer cores than this. */
   quietCores: Number(opt("quiet-cores", "BENCH_QUIET_CORES", quick ? "2" : "0.5")),
   quietWaitSeconds: Number(opt("quiet-wait-seconds", "BENCH_QUIET_WAIT_SECONDS", quick ? "0" : "45")),
@@ -109,6 +111,9 @@ function startNow(name: SystemName, shape: Shape): Promise<Trial> {
   switch (name) {
     case "pipeline":
       return PipelineTrial.start({ ...shape, nodeArgs: cfg.nodeArgs });
+    case "pipeline-baseline":
+      if (!cfg.baselineRoot) throw new Error("pipeline-baseline needs --baseline=<checkout with a build>");
+      return PipelineTrial.start({ ...shape, nodeArgs: cfg.nodeArgs, servicesRoot: cfg.baselineRoot });
     case "nats-skeleton":
       return NatsSkeletonTrial.start(shape, "lean");
     case "nats-skeleton-stock":
@@ -552,6 +557,7 @@ async function main(): Promise<void> {
     bullmq: pkgVersion("bullmq"),
     ioredis: pkgVersion("ioredis"),
     git_commit: gitCommit(),
+    baseline: cfg.baselineRoot ? { root: cfg.baselineRoot, commit: existsSync(path.join(cfg.baselineRoot, "COMMIT")) ? readFileSync(path.join(cfg.baselineRoot, "COMMIT"), "utf8").trim() : "unknown" } : null,
     config: cfg,
   };
   log(`${meta.cores} cores, node ${meta.node}, nats-server ${meta.nats_server}, redis ${meta.redis}; load ${meta.loadavg_start.join(" ")}; ${quick ? "quick" : "full"} run, N = ${cfg.n}`);
@@ -576,12 +582,14 @@ async function main(): Promise<void> {
     const ratioPeer = paired("pipeline", "bullmq-skeleton");
     const peerVsCeiling = paired("bullmq-skeleton", "nats-skeleton");
     const ratioStock = paired("pipeline", "nats-skeleton-stock");
+    const ratioBaseline = paired("pipeline", "pipeline-baseline");
     const summary = {
       median_per_second: Object.fromEntries(cfg.systems.map((s) => [s, round(median(by(s).map((t) => t.per_second)))])),
       pipeline_over_ceiling: { per_round: ratioCeiling, median: median(ratioCeiling) },
       pipeline_over_peer: { per_round: ratioPeer, median: median(ratioPeer) },
       peer_over_ceiling: { per_round: peerVsCeiling, median: median(peerVsCeiling) },
       pipeline_over_stock_client_skeleton: { per_round: ratioStock, median: median(ratioStock) },
+      ...(ratioBaseline.length ? { pipeline_over_baseline: { baseline: cfg.baselineRoot, per_round: ratioBaseline, median: median(ratioBaseline) } } : {}),
     };
     report.saturation = { trials, summary };
     out.push(
@@ -601,6 +609,7 @@ async function main(): Promise<void> {
       `pipeline / BullMQ peer (paired): ${ratioPeer.join(", ")} → median ${summary.pipeline_over_peer.median}`,
       `BullMQ peer / ceiling (paired): ${peerVsCeiling.join(", ")} → median ${summary.peer_over_ceiling.median}`,
       `pipeline / skeleton on the stock @nats-io client calls (paired): ${ratioStock.join(", ")} → median ${summary.pipeline_over_stock_client_skeleton.median}`,
+      ...(ratioBaseline.length ? [`pipeline / baseline ${cfg.baselineRoot} (paired): ${ratioBaseline.join(", ")} → median ${median(ratioBaseline)}`] : []),
       "",
     );
     if (ratioCeiling.length) targets.push({ target: "pipeline / ceiling ≥ 0.6 at saturation", value: String(summary.pipeline_over_ceiling.median), pass: summary.pipeline_over_ceiling.median >= 0.6 });
@@ -610,7 +619,7 @@ async function main(): Promise<void> {
   // 3 (+6): latency at fixed rates, systems interleaved per rate.
   if (has("latency")) {
     const results: LatencyResult[] = [];
-    const latencySystems = cfg.systems.filter((s) => s !== "nats-skeleton-stock");
+    const latencySystems = cfg.systems.filter((s) => s !== "nats-skeleton-stock" && s !== "pipeline-baseline");
     for (const [i, rate] of cfg.rates.entries()) {
       for (const s of rotated(latencySystems, i)) {
         const r = await withTrial(s, (t) => latencyRun(t, rate, cfg.latencySeconds));

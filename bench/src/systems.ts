@@ -12,7 +12,7 @@ import { Proc, RedisServer, metricsUrl, root, spawnNode, startService, startSimu
 import { PeerNames, Skel, skeletonBuckets, skeletonConsumers, skeletonStreams } from "./skeleton-topology.js";
 import { Gate, type ProcRef } from "./util.js";
 
-export type SystemName = "pipeline" | "nats-skeleton" | "nats-skeleton-stock" | "bullmq-skeleton";
+export type SystemName = "pipeline" | "pipeline-baseline" | "nats-skeleton" | "nats-skeleton-stock" | "bullmq-skeleton";
 
 export interface Shape {
   /** Stage-2 processes (sender replicas). */
@@ -101,11 +101,15 @@ export interface PipelineOptions extends Shape {
   extraEnv?: Record<string, string>;
   /** Start the senders later (startSenders()), e.g. to measure them on a pre-filled queue. */
   deferSenders?: boolean;
+  /** Run the services of another checkout (its `npm run build` output): a before/after baseline. */
+  servicesRoot?: string;
 }
 
 /** Our system: nats-server, the simulator, one dispatcher and N senders, as operators run them. */
 export class PipelineTrial implements Trial {
-  readonly name = "pipeline" as const;
+  get name(): "pipeline" | "pipeline-baseline" {
+    return this.o.servicesRoot ? "pipeline-baseline" : "pipeline";
+  }
   /** The publisher (the same cheap path for both JetStream systems). */
   private pub!: JsPipeline;
   readonly endPoint = "simulator accepted_at";
@@ -140,7 +144,7 @@ export class PipelineTrial implements Trial {
       DISPATCHER_CONCURRENCY: String(o.dispatcherConcurrency),
       ...o.extraEnv,
     };
-    const dispatcher = startService("dispatcher", env, "dispatcher", o.nodeArgs ?? []);
+    const dispatcher = startService("dispatcher", env, "dispatcher", o.nodeArgs ?? [], o.servicesRoot);
     const trial = new PipelineTrial(server, nc, jetstream(nc), await jetstreamManager(nc), { ...sim, control: new SimulatorControl(sim.url) }, dispatcher, env, o);
     trial.pub = new JsPipeline(nc);
     try {
@@ -154,7 +158,7 @@ export class PipelineTrial implements Trial {
   }
 
   async startSenders(n: number): Promise<void> {
-    const started = Array.from({ length: n }, (_, i) => startService("sender", this.env, `sender-${this.senders.length + i + 1}`, this.o.nodeArgs ?? []));
+    const started = Array.from({ length: n }, (_, i) => startService("sender", this.env, `sender-${this.senders.length + i + 1}`, this.o.nodeArgs ?? [], this.o.servicesRoot));
     this.senders.push(...started);
     await Promise.all(started.map((s) => s.waitReady()));
   }
