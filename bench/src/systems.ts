@@ -160,7 +160,22 @@ export class PipelineTrial implements Trial {
   async startSenders(n: number): Promise<void> {
     const started = Array.from({ length: n }, (_, i) => startService("sender", this.env, `sender-${this.senders.length + i + 1}`, this.o.nodeArgs ?? [], this.o.servicesRoot));
     this.senders.push(...started);
-    await Promise.all(started.map((s) => s.waitReady()));
+    const lines = await Promise.all(started.map((s) => s.waitReady()));
+    this.senderMetrics.push(...lines.map(metricsUrl));
+  }
+
+  /** /metrics of each sender. */
+  senderMetrics: string[] = [];
+
+  /** Mean of a histogram over every sender (sum ÷ count), in the histogram's unit. */
+  async senderHistogramMean(name: string): Promise<number> {
+    let sum = 0;
+    let count = 0;
+    for (const url of this.senderMetrics) {
+      sum += await this.counter(url, `${name}_sum`);
+      count += await this.counter(url, `${name}_count`);
+    }
+    return count ? sum / count : Number.NaN;
   }
 
   procs(): ProcRef[] {

@@ -117,8 +117,9 @@ export class CpuMeter {
   read(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const p of this.procs()) {
-      const s = this.start.get(p.label);
-      if (s !== undefined) out[p.label] = round(cpuSeconds(p.pid) - s, 2);
+      // A process started after the snapshot counts from zero.
+      const s = this.start.get(p.label) ?? 0;
+      out[p.label] = round(cpuSeconds(p.pid) - s, 2);
     }
     const u = process.cpuUsage(this.self0);
     out["bench (publisher)"] = round((u.user + u.system) / 1e6, 2);
