@@ -109,8 +109,8 @@ export function startService(name: ServiceName, env: Record<string, string>, lab
 }
 
 /** The WeChat simulator process; resolves with its base URL. */
-export async function startSimulatorProc(latencyMs = 0): Promise<{ proc: Proc; url: string }> {
-  const proc = spawnNode("simulator", path.join(root, "tools", "wechat-simulator", "dist", "main.js"), { SIM_PORT: "0", SIM_LATENCY_MS: String(latencyMs) }, /wechat simulator listening/);
+export async function startSimulatorProc(latencyMs = 0, nodeArgs: string[] = []): Promise<{ proc: Proc; url: string }> {
+  const proc = spawnNode("simulator", path.join(root, "tools", "wechat-simulator", "dist", "main.js"), { SIM_PORT: "0", SIM_LATENCY_MS: String(latencyMs) }, /wechat simulator listening/, nodeArgs);
   const line = await proc.waitReady();
   return { proc, url: String((JSON.parse(line) as { url: string }).url) };
 }

@@ -1,15 +1,21 @@
 /**
  * A bare two-stage JetStream worker, no business logic: the ceiling our pipeline is
- * measured against. Same JetStream operations per notification as the design:
- *   stage 1: consume event → KV create (claim) → publish job (Nats-Msg-Id) → ack
- *   stage 2: consume job → KV put (record) → publish sent fact → ack
- * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY, BENCH_CLIENT (lean: the same
- * JsPipeline path the services use, the default, so the ceiling is not handicapped by
- * client overhead our pipeline avoids; stock: the @nats-io client's kv/js/ack calls).
+ * measured against. BENCH_OPS picks the JetStream operations per notification:
+ *   issue (default), the list issue 7 gives:
+ *     stage 1: consume event → KV create (claim) → publish job (Nats-Msg-Id) → ack
+ *     stage 2: consume job → KV put (record) → publish sent fact → ack
+ *   design, every operation DESIGN §4-5 prescribes (two more than the issue's list):
+ *     stage 1: consume event → KV create (lock) → KV create (record `queued`)
+ *              → publish job (Nats-Msg-Id, record revision in a header) → ack
+ *     stage 2: consume job → KV update (record, compare-and-set on that revision)
+ *              → publish sent fact → ack confirmed by the server (double-ack)
+ * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY, BENCH_OPS, BENCH_CLIENT (lean: the
+ * same JsPipeline path the services use, the default, so the ceiling is not handicapped
+ * by client overhead our pipeline avoids; stock: the @nats-io client's kv/js/ack calls).
  */
 import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import { JsPipeline, KvWriter } from "@notify/nats";
 import { Skel } from "./skeleton-topology.js";
 import { now } from "./util.js";
@@ -30,13 +36,45 @@ interface Envelope {
 // BENCH_CLIENT=lean (default): the same lean client path the services use (JsPipeline);
 // stock: the @nats-io client's own kv.create / js.publish / ack.
 const lean = (process.env.BENCH_CLIENT ?? "lean") === "lean";
+const designOps = process.env.BENCH_OPS === "design";
+if (designOps && !lean) throw new Error("BENCH_OPS=design runs on the lean client only");
+const REV = "Bench-Record-Rev";
 const pipe = lean ? new JsPipeline(nc) : null;
 const pub = pipe ?? js;
 const ack = (m: JsMsg) => (pipe ? pipe.ack(m) : m.ack());
 
 let handle: (m: JsMsg) => Promise<void>;
 let consumer;
-if (stage === 1) {
+if (stage === 1 && designOps) {
+  const locks = new KvWriter(await kvm.open(Skel.locks), pipe!, Skel.locks);
+  const records = new KvWriter(await kvm.open(Skel.records), pipe!, Skel.records);
+  consumer = await js.consumers.get(Skel.events, Skel.stage1);
+  handle = async (m) => {
+    const e = JSON.parse(dec.decode(m.data)) as Envelope;
+    const key = `paid.${e.order_id}`;
+    const claim = await locks.createOrRead(key, enc.encode(JSON.stringify({ event_id: e.id, at: Date.now() })));
+    if (!claim.created) {
+      pipe!.ack(m); // a duplicate: claimed already
+      return;
+    }
+    const rev = await records.create(key, enc.encode(JSON.stringify({ event_id: e.id, status: "queued", at: Date.now() })));
+    const h = headers();
+    h.set(REV, String(rev));
+    await pipe!.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}`, headers: h });
+    pipe!.ack(m);
+  };
+} else if (designOps) {
+  const records = new KvWriter(await kvm.open(Skel.records), pipe!, Skel.records);
+  consumer = await js.consumers.get(Skel.jobs, Skel.stage2);
+  handle = async (m) => {
+    const e = JSON.parse(dec.decode(m.data)) as Envelope;
+    const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
+    await records.update(`paid.${e.order_id}`, rec, Number(m.headers?.get(REV)));
+    const fact = { id: e.id, key: e.order_id, done: now() };
+    await pipe!.publish(Skel.sentSubject, enc.encode(JSON.stringify(fact)), { msgID: `sent.${e.order_id}` });
+    await pipe!.ackAck(m);
+  };
+} else if (stage === 1) {
   const locks = await kvm.open(Skel.locks);
   const writer = pipe ? new KvWriter(locks, pipe, Skel.locks) : null;
   consumer = await js.consumers.get(Skel.events, Skel.stage1);

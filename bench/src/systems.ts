@@ -12,7 +12,8 @@ import { Proc, RedisServer, metricsUrl, root, spawnNode, startService, startSimu
 import { PeerNames, Skel, skeletonBuckets, skeletonConsumers, skeletonStreams } from "./skeleton-topology.js";
 import { Gate, type ProcRef } from "./util.js";
 
-export type SystemName = "pipeline" | "pipeline-baseline" | "nats-skeleton" | "nats-skeleton-stock" | "bullmq-skeleton";
+export type SystemName = "pipeline" | "pipeline-baseline" | "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-stock" | "bullmq-skeleton";
+type SkeletonName = "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-stock";
 
 export interface Shape {
   /** Stage-2 processes (sender replicas). */
@@ -131,7 +132,7 @@ export class PipelineTrial implements Trial {
   static async start(o: PipelineOptions): Promise<PipelineTrial> {
     const server = await NatsServer.start();
     track(server.pid);
-    const [nc, sim] = await Promise.all([connect({ servers: server.url, noAsyncTraces: true, name: "bench" }), startSimulatorProc(o.simLatencyMs ?? 0)]);
+    const [nc, sim] = await Promise.all([connect({ servers: server.url, noAsyncTraces: true, name: "bench" }), startSimulatorProc(o.simLatencyMs ?? 0, o.nodeArgs)]);
     const topo = await ensureTopology(nc, { channels: ["wechat"], senderBackoffMs: defaultSenderBackoff(5000), senderMaxAckPending: 1000 });
     const t = benchTemplate();
     await topo.buckets.templates.put(templateKey(t.event, t.channel, t.language), encodeJson(t));
@@ -301,7 +302,7 @@ export class NatsSkeletonTrial implements Trial {
   readonly endPoint = "stage 2 done";
 
   private constructor(
-    readonly name: "nats-skeleton" | "nats-skeleton-stock",
+    readonly name: SkeletonName,
     readonly server: NatsServer,
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
@@ -309,8 +310,13 @@ export class NatsSkeletonTrial implements Trial {
     readonly stages: Proc[],
   ) {}
 
-  /** `client`: lean (the JsPipeline path the services use) or stock (the @nats-io client's own calls). */
-  static async start(o: Shape, client: "lean" | "stock" = "lean"): Promise<NatsSkeletonTrial> {
+  /**
+   * nats-skeleton: the issue's list of operations on the lean client (the JsPipeline path
+   * the services use); nats-skeleton-design: every operation DESIGN §4-5 prescribes, lean
+   * client; nats-skeleton-stock: the issue's list on the @nats-io client's own calls.
+   */
+  static async start(o: Shape, name: SkeletonName = "nats-skeleton"): Promise<NatsSkeletonTrial> {
+    const client = name === "nats-skeleton-stock" ? "stock" : "lean";
     const server = await NatsServer.start();
     track(server.pid);
     const nc = await connect({ servers: server.url, noAsyncTraces: true, name: "bench" });
@@ -321,12 +327,12 @@ export class NatsSkeletonTrial implements Trial {
     for (const b of skeletonBuckets) await kvm.create(b.bucket, { history: b.history, ttl: b.ttl, storage: "file" as never });
     for (const c of skeletonConsumers) await jsm.consumers.add(c.stream, c.config);
     const script = path.join(root, "bench", "dist", "skeleton-nats.js");
-    const env = { NATS_URL: server.url, BENCH_CLIENT: client };
+    const env = { NATS_URL: server.url, BENCH_CLIENT: client, BENCH_OPS: name === "nats-skeleton-design" ? "design" : "issue" };
     const stages = [
       spawnNode("stage-1", script, { ...env, BENCH_STAGE: "1", BENCH_CONCURRENCY: String(o.dispatcherConcurrency) }, /skeleton ready/),
       ...Array.from({ length: o.senders }, (_, i) => spawnNode(`stage-2.${i + 1}`, script, { ...env, BENCH_STAGE: "2", BENCH_CONCURRENCY: String(o.senderConcurrency) }, /skeleton ready/)),
     ];
-    const trial = new NatsSkeletonTrial(client === "lean" ? "nats-skeleton" : "nats-skeleton-stock", server, nc, js, jsm, stages);
+    const trial = new NatsSkeletonTrial(name, server, nc, js, jsm, stages);
     trial.pub = new JsPipeline(nc);
     try {
       await Promise.all(stages.map((s) => s.waitReady()));
