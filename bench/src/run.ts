@@ -33,7 +33,11 @@ const cfg = {
   memoryRate: 500,
   scalingSeconds: Number(opt("scaling-seconds", "BENCH_SCALING_SECONDS", quick ? "3" : "8")),
   scalingSenders: opt("scaling-senders", "BENCH_SCALING_SENDERS", "1,2,4").split(",").map(Number),
-  scalingConcurrency: Number(opt("scaling-concurrency", "BENCH_SCALING_CONCURRENCY", "64")),
+  /**
+   * In flight per sender, one sweep each: the first (the service default, 64) is the one the
+   * targets are judged on; the others show scaling where the box is not out of CPU.
+   */
+  scalingConcurrencies: opt("scaling-concurrency", "BENCH_SCALING_CONCURRENCY", "64,16").split(",").map(Number),
   wechatLatencyMs: 100,
   shape: {
     senders: Number(opt("senders", "BENCH_SENDERS", "2")),
@@ -53,6 +57,8 @@ const cfg = {
   quietCores: Number(opt("quiet-cores", "BENCH_QUIET_CORES", quick ? "2" : "0.5")),
   quietWaitSeconds: Number(opt("quiet-wait-seconds", "BENCH_QUIET_WAIT_SECONDS", quick ? "0" : "45")),
   nodeArgs: (process.env.BENCH_SERVICE_NODE_ARGS ?? "").split(" ").filter(Boolean),
+  /** Node flags of the baseline's services (default the same as the pipeline's): `--baseline=.` then compares flags alone. */
+  baselineNodeArgs: (process.env.BENCH_BASELINE_NODE_ARGS ?? process.env.BENCH_SERVICE_NODE_ARGS ?? "").split(" ").filter(Boolean),
 };
 
 const problems: string[] = [];
@@ -113,7 +119,7 @@ function startNow(name: SystemName, shape: Shape): Promise<Trial> {
       return PipelineTrial.start({ ...shape, nodeArgs: cfg.nodeArgs });
     case "pipeline-baseline":
       if (!cfg.baselineRoot) throw new Error("pipeline-baseline needs --baseline=<checkout with a build>");
-      return PipelineTrial.start({ ...shape, nodeArgs: cfg.nodeArgs, servicesRoot: cfg.baselineRoot });
+      return PipelineTrial.start({ ...shape, nodeArgs: cfg.baselineNodeArgs, servicesRoot: cfg.baselineRoot });
     case "nats-skeleton":
     case "nats-skeleton-design":
     case "nats-skeleton-stock":
@@ -355,11 +361,14 @@ async function latencyRun(t: Trial, rate: number, seconds: number, sample?: () =
 interface ScalingResult {
   senders: number;
   jobs: number;
+  sender_concurrency: number;
   in_flight_limit: number;
   io_bound_per_second: number;
   per_second: number;
   of_io_bound: number;
   cpu_seconds: Record<string, number>;
+  /** Cores our processes kept busy from the senders being ready to the last delivery (the box has os.cpus().length). */
+  cores_busy: number;
   /** Mean WeChat call duration the senders measured (the simulator adds 100 ms). */
   wechat_call_mean_ms: number;
   foreign_cores_before: number;
@@ -367,8 +376,7 @@ interface ScalingResult {
   problems: string[];
 }
 
-async function scaling(k: number): Promise<ScalingResult> {
-  const conc = cfg.scalingConcurrency;
+async function scaling(k: number, conc: number): Promise<ScalingResult> {
   const inFlight = k * conc;
   const bound = inFlight / (cfg.wechatLatencyMs / 1000);
   // Enough for the measured seconds plus the senders' start-up.
@@ -392,6 +400,7 @@ async function scaling(k: number): Promise<ScalingResult> {
     await waitCount(t, jobs, 60_000);
     const cpuSeconds = cpu.read();
     const foreign = cpu.foreignCores();
+    const busy = Object.values(cpuSeconds).reduce((a, b) => a + b, 0) / ((now() - allReady) / 1000);
     // Where a job's time goes: the WeChat call itself, as the senders measured it.
     const wechatCallMs = round((await t.senderHistogramMean("wechat_call_duration_seconds")) * 1000, 1);
     // Steady state by the simulator's clock: from a second after every sender was ready to
@@ -406,17 +415,19 @@ async function scaling(k: number): Promise<ScalingResult> {
     const r: ScalingResult = {
       senders: k,
       jobs,
+      sender_concurrency: conc,
       in_flight_limit: inFlight,
       io_bound_per_second: round(bound),
       per_second: round(perSecond),
       of_io_bound: round(perSecond / bound, 3),
       cpu_seconds: cpuSeconds,
+      cores_busy: round(busy, 2),
       wechat_call_mean_ms: wechatCallMs,
       foreign_cores_before: lastQuiet,
       foreign_cores_during: foreign,
       problems: found,
     };
-    log(`scaling ${k} sender(s): ${r.per_second}/s = ${round(r.of_io_bound * 100)}% of the I/O bound ${r.io_bound_per_second}/s`);
+    log(`scaling ${k} sender(s) × ${conc} in flight: ${r.per_second}/s = ${round(r.of_io_bound * 100)}% of the I/O bound ${r.io_bound_per_second}/s; ${r.cores_busy} cores busy`);
     return r;
   } finally {
     await t.stop();
@@ -680,24 +691,35 @@ async function main(): Promise<void> {
     if (p1000 && b1000) targets.push({ target: "pipeline p99 < BullMQ peer p99 at 1,000 events/s", value: `${p1000.latency_ms.p99} vs ${b1000.latency_ms.p99} ms (ratio ${round(p1000.latency_ms.p99 / b1000.latency_ms.p99, 2)})`, pass: p1000.latency_ms.p99 < b1000.latency_ms.p99 });
   }
 
-  // 4: sender scaling at 100 ms WeChat latency.
+  // 4: sender scaling at 100 ms WeChat latency, one sweep per in-flight limit.
   if (has("scaling")) {
-    const results: ScalingResult[] = [];
-    for (const k of cfg.scalingSenders) results.push(await scaling(k));
-    const one = results.find((r) => r.senders === 1);
-    const four = results.find((r) => r.senders === 4);
-    report.scaling = { wechat_latency_ms: cfg.wechatLatencyMs, sender_concurrency: cfg.scalingConcurrency, results, four_over_one: one && four ? round(four.per_second / one.per_second, 2) : null };
+    const sweeps: { sender_concurrency: number; results: ScalingResult[]; four_over_one: number | null }[] = [];
+    for (const conc of cfg.scalingConcurrencies) {
+      const results: ScalingResult[] = [];
+      for (const k of cfg.scalingSenders) results.push(await scaling(k, conc));
+      const one = results.find((r) => r.senders === 1);
+      const four = results.find((r) => r.senders === 4);
+      sweeps.push({ sender_concurrency: conc, results, four_over_one: one && four ? round(four.per_second / one.per_second, 2) : null });
+    }
+    report.scaling = { wechat_latency_ms: cfg.wechatLatencyMs, sweeps };
     out.push(
-      `Sender scaling: WeChat answers after ${cfg.wechatLatencyMs} ms; SENDS pre-filled; SENDER_CONCURRENCY=${cfg.scalingConcurrency}; rate from 1 s after every sender is ready to the 95th percentile delivery`,
+      `Sender scaling: WeChat answers after ${cfg.wechatLatencyMs} ms; SENDS pre-filled; rate from 1 s after every sender is ready to the 95th percentile delivery; cores busy = all our processes (this box has ${os.cpus().length})`,
       table(
-        ["senders", "jobs", "in flight", "I/O bound /s", "measured /s", "of bound", "× 1 sender", "WeChat call ms", "other work (cores)"],
-        results.map((r) => [r.senders, r.jobs, r.in_flight_limit, r.io_bound_per_second, r.per_second, `${round(r.of_io_bound * 100, 1)}%`, one ? round(r.per_second / one.per_second, 2) : "", r.wechat_call_mean_ms, r.foreign_cores_during]),
+        ["in flight / sender", "senders", "jobs", "I/O bound /s", "measured /s", "of bound", "× 1 sender", "WeChat call ms", "cores busy", "other work (cores)"],
+        sweeps.flatMap((sw) => {
+          const one = sw.results.find((r) => r.senders === 1);
+          return sw.results.map((r) => [sw.sender_concurrency, r.senders, r.jobs, r.io_bound_per_second, r.per_second, `${round(r.of_io_bound * 100, 1)}%`, one ? round(r.per_second / one.per_second, 2) : "", r.wechat_call_mean_ms, r.cores_busy, r.foreign_cores_during]);
+        }),
       ),
+      `Targets are judged on the first sweep (${cfg.scalingConcurrencies[0]} in flight per sender, the service default); the others show how the senders scale where the box is not out of CPU.`,
       "",
     );
+    const first = sweeps[0]?.results ?? [];
+    const one = first.find((r) => r.senders === 1);
+    const four = first.find((r) => r.senders === 4);
     if (one && four) {
-      targets.push({ target: "4 senders ≥ 3.5× one sender (100 ms WeChat)", value: `${round(four.per_second / one.per_second, 2)}×`, pass: four.per_second / one.per_second >= 3.5 });
-      targets.push({ target: "4 senders ≥ 80% of the I/O bound", value: `${round(four.of_io_bound * 100, 1)}%`, pass: four.of_io_bound >= 0.8 });
+      targets.push({ target: `4 senders ≥ 3.5× one sender (100 ms WeChat, ${four.sender_concurrency} in flight each)`, value: `${round(four.per_second / one.per_second, 2)}×`, pass: four.per_second / one.per_second >= 3.5 });
+      targets.push({ target: `4 senders ≥ 80% of the I/O bound (${four.sender_concurrency} in flight each)`, value: `${round(four.of_io_bound * 100, 1)}%`, pass: four.of_io_bound >= 0.8 });
     }
   }
 
