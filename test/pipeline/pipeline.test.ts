@@ -1,6 +1,6 @@
 import t from "tap";
-import { Streams, Subjects, Status, decodeJson, type SentFact } from "@notify/contracts";
-import { readDlqMeta } from "@notify/nats";
+import { Consumers, Streams, Subjects, Status, decodeJson, type SentFact } from "@notify/contracts";
+import { publishJob, readDlqMeta } from "@notify/nats";
 import { Stack } from "../support/stack.js";
 import { waitFor } from "../support/wait.js";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
@@ -83,6 +83,32 @@ t.test("pipeline - a lost WeChat answer is retried with the same client_msg_id: 
   const rec = await stack.waitStatus(e, Status.success);
   t.equal(rec.attempts, 2, "the first answer was lost");
   t.equal(stack.sim.deliveriesFor(stack.sendId(e)).length, 1, "WeChat de-duplicated the retry");
+});
+
+t.test("pipeline - a job redelivered after its record says success: no second message, the missing sent fact is published once", async (t) => {
+  // A sender recorded success, then died (or its publish failed) before notification.sent
+  // was stored and the job acked: the record is at success, the fact is missing.
+  const e = paidEvent();
+  const sendId = stack.sendId(e);
+  const sentAt = new Date().toISOString();
+  await stack.records.create({
+    send_id: sendId, event_id: e.id, event: e.event, order_id: e.order_id, ticket_id: null, channel: "wechat", language: "zh-CN",
+    template_id: "TPL_PAID_ZH", openid: e.recipient.openid, status: Status.success, attempts: 2, sent_at: sentAt, wechat_msgid: "42", occurred_at: e.occurred_at, updated_at: sentAt,
+  });
+  const job = {
+    send_id: sendId, event_id: e.id, event: e.event, channel: "wechat", order_id: e.order_id, ticket_id: null, openid: e.recipient.openid, language: "zh-CN",
+    template_id: "TPL_PAID_ZH", occurred_at: e.occurred_at, payload: { touser: e.recipient.openid, template_id: "TPL_PAID_ZH", client_msg_id: sendId, data: {} },
+  };
+  await publishJob(stack.js, job, { msgId: `${sendId}.again.1` });
+  const facts = await waitFor(async () => { const f = await sentFacts(sendId); return f.length ? f : null; }, "notification.sent re-published");
+  t.same(facts.map((f) => [f.attempts, f.sent_at, f.wechat_msgid]), [[2, sentAt, "42"]], "the fact comes from the record");
+  // Another redelivery within the duplicate window stores no second fact.
+  await publishJob(stack.js, job, { msgId: `${sendId}.again.2` });
+  await waitFor(async () => ((await stack.jsm.consumers.info(Streams.sends, Consumers.sender("wechat"))).num_pending === 0 ? true : null), "job consumed");
+  await waitFor(async () => ((await stack.jsm.consumers.info(Streams.sends, Consumers.sender("wechat"))).num_ack_pending === 0 ? true : null), "job acked");
+  t.equal((await sentFacts(sendId)).length, 1, "one fact");
+  t.equal(stack.sim.deliveriesFor(sendId).length, 0, "WeChat was not called");
+  t.equal((await stack.records.get(sendId))?.record.status, Status.success, "the record is unchanged");
 });
 
 t.test("pipeline - permanent errcode 43004: one attempt, record failed, job in the DLQ", async (t) => {

@@ -89,8 +89,14 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     } else {
       const cur = await records.get(job.send_id);
       if (cur && FINAL_STATUSES.has(cur.record.status)) {
+        if (cur.record.status === Status.success) {
+          // Sent before a crash or a failed publish: the fact may be missing. Publish it
+          // again from the record (its msg id de-duplicates a copy within the window).
+          const r = cur.record;
+          await publishSent(deps, sentFact(job, ch, r.attempts || attempts, r.sent_at ?? r.updated_at, r.wechat_msgid), h?.get(Headers.traceparent));
+        }
         log().info({ status: cur.record.status }, "record already final: job dropped without a send");
-        return Decisions.ack();
+        return Decisions.ack(true);
       }
       expected = cur ?? undefined;
     }
@@ -106,8 +112,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
         expected ? { expected } : {},
       );
       if (w.written) {
-        const fact: SentFact = { send_id: job.send_id, event_id: job.event_id, event: job.event, channel: ch, order_id: job.order_id, ticket_id: job.ticket_id, attempts, sent_at: at, ...(outcome.providerMsgId ? { wechat_msgid: outcome.providerMsgId } : {}) };
-        await (deps.publisher ?? deps.js).publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${job.send_id}`, headers: traceHeaders(h?.get(Headers.traceparent)) });
+        await publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(Headers.traceparent));
         metrics.sentTotal.inc({ channel: ch, status: Status.success });
         const occurred = Date.parse(job.occurred_at);
         if (Number.isFinite(occurred)) metrics.e2eLatency.observe({ channel: ch }, Math.max(0, now.getTime() - occurred) / 1000);
@@ -166,6 +171,17 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
  */
 function withChanges(record: SendRecord, changes: Partial<SendRecord>): SendRecord {
   return Object.assign({}, record, changes);
+}
+
+function sentFact(job: SendJob, channel: string, attempts: number, sentAt: string, wechatMsgid: string | undefined): SentFact {
+  const f: SentFact = { send_id: job.send_id, event_id: job.event_id, event: job.event, channel, order_id: job.order_id, ticket_id: job.ticket_id, attempts, sent_at: sentAt };
+  if (wechatMsgid) f.wechat_msgid = wechatMsgid;
+  return f;
+}
+
+/** One fact per send: the msg id makes a re-publish within the duplicate window a no-op. */
+async function publishSent(deps: SenderDeps, fact: SentFact, traceparent: string | null | undefined): Promise<void> {
+  await (deps.publisher ?? deps.js).publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${fact.send_id}`, headers: traceHeaders(traceparent) });
 }
 
 function traceHeaders(traceparent: string | null | undefined) {
