@@ -106,13 +106,15 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
 
     if (outcome.kind === "success") {
       const at = now.toISOString();
-      const w = await records.write(
-        job.send_id,
-        (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, updated_at: at }),
-        expected ? { expected } : {},
-      );
+      const [w] = await Promise.all([
+        records.write(
+          job.send_id,
+          (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, updated_at: at }),
+          expected ? { expected } : {},
+        ),
+        publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(Headers.traceparent)),
+      ]);
       if (w.written) {
-        await publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(Headers.traceparent));
         metrics.sentTotal.inc({ channel: ch, status: Status.success });
         const occurred = Date.parse(job.occurred_at);
         if (Number.isFinite(occurred)) metrics.e2eLatency.observe({ channel: ch }, Math.max(0, now.getTime() - occurred) / 1000);
