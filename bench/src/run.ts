@@ -168,13 +168,13 @@ async function withTrial<T>(name: SystemName, fn: (t: Trial) => Promise<T>, shap
   }
 }
 
-/** Rotates the order of systems per round, so drift on a shared machine does not favour one. */
 /** The element with the median key (the lower middle one for an even count). */
 function medianBy<T>(xs: readonly T[], key: (x: T) => number): T {
   const sorted = [...xs].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
+/** Rotates the order of systems per round, so drift on a shared machine does not favour one. */
 function rotated<T>(xs: readonly T[], r: number): T[] {
   return xs.map((_, i) => xs[(i + r) % xs.length]!);
 }

@@ -45,50 +45,29 @@ const ack = (m: JsMsg) => (pipe ? pipe.ack(m) : m.ack());
 
 let handle: (m: JsMsg) => Promise<void>;
 let consumer;
-if (stage === 1 && designOps) {
-  const locks = new KvWriter(await kvm.open(Skel.locks), pipe!, Skel.locks);
-  const records = new KvWriter(await kvm.open(Skel.records), pipe!, Skel.records);
+if (stage === 1) {
+  const locks = await kvm.open(Skel.locks);
+  const lockWriter = pipe ? new KvWriter(locks, pipe, Skel.locks) : null;
+  const records = designOps ? new KvWriter(await kvm.open(Skel.records), pipe!, Skel.records) : null;
   consumer = await js.consumers.get(Skel.events, Skel.stage1);
   handle = async (m) => {
     const e = JSON.parse(dec.decode(m.data)) as Envelope;
     const key = `paid.${e.order_id}`;
-    const claim = await locks.createOrRead(key, enc.encode(JSON.stringify({ event_id: e.id, at: Date.now() })));
-    if (!claim.created) {
-      pipe!.ack(m); // a duplicate: claimed already
-      return;
-    }
-    const rev = await records.create(key, enc.encode(JSON.stringify({ event_id: e.id, status: "queued", at: Date.now() })));
-    const h = headers();
-    h.set(REV, String(rev));
-    await pipe!.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}`, headers: h });
-    pipe!.ack(m);
-  };
-} else if (designOps) {
-  const records = new KvWriter(await kvm.open(Skel.records), pipe!, Skel.records);
-  consumer = await js.consumers.get(Skel.jobs, Skel.stage2);
-  handle = async (m) => {
-    const e = JSON.parse(dec.decode(m.data)) as Envelope;
-    const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
-    await records.update(`paid.${e.order_id}`, rec, Number(m.headers?.get(REV)));
-    const fact = { id: e.id, key: e.order_id, done: now() };
-    await pipe!.publish(Skel.sentSubject, enc.encode(JSON.stringify(fact)), { msgID: `sent.${e.order_id}` });
-    await pipe!.ackAck(m);
-  };
-} else if (stage === 1) {
-  const locks = await kvm.open(Skel.locks);
-  const writer = pipe ? new KvWriter(locks, pipe, Skel.locks) : null;
-  consumer = await js.consumers.get(Skel.events, Skel.stage1);
-  handle = async (m) => {
-    const e = JSON.parse(dec.decode(m.data)) as Envelope;
     const claim = enc.encode(JSON.stringify({ event_id: e.id, at: Date.now() }));
     try {
-      await (writer ? writer.create(`paid.${e.order_id}`, claim) : locks.create(`paid.${e.order_id}`, claim));
+      await (lockWriter ? lockWriter.create(key, claim) : locks.create(key, claim));
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence)) throw err;
       ack(m); // a duplicate: claimed already
       return;
     }
-    await pub.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}` });
+    let h;
+    if (records) {
+      // DESIGN §4: the `queued` record before the job, its revision travelling with the job.
+      h = headers();
+      h.set(REV, String(await records.create(key, enc.encode(JSON.stringify({ event_id: e.id, status: "queued", at: Date.now() })))));
+    }
+    await pub.publish(Skel.jobSubject, m.data, { msgID: `job.${e.order_id}`, ...(h ? { headers: h } : {}) });
     ack(m);
   };
 } else {
@@ -97,11 +76,15 @@ if (stage === 1 && designOps) {
   consumer = await js.consumers.get(Skel.jobs, Skel.stage2);
   handle = async (m) => {
     const e = JSON.parse(dec.decode(m.data)) as Envelope;
+    const key = `paid.${e.order_id}`;
     const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
-    await (writer ? writer.put(`paid.${e.order_id}`, rec) : records.put(`paid.${e.order_id}`, rec));
+    // DESIGN §5: a compare-and-set on the revision stage 1 recorded; the issue's list: a put.
+    if (designOps) await writer!.update(key, rec, Number(m.headers?.get(REV)));
+    else await (writer ? writer.put(key, rec) : records.put(key, rec));
     const fact = { id: e.id, key: e.order_id, done: now() };
     await pub.publish(Skel.sentSubject, enc.encode(JSON.stringify(fact)), { msgID: `sent.${e.order_id}` });
-    ack(m);
+    if (designOps) await pipe!.ackAck(m);
+    else ack(m);
   };
 }
 
