@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -24,10 +24,14 @@ export class Proc {
   ) {
     live.add(this);
     this.exited = new Promise((res) => proc.once("exit", (code, signal) => (live.delete(this), res(code ?? (signal ? -1 : null)))));
+    // BENCH_PROC_LOG_DIR keeps every line of every process (e.g. with --trace-gc in the node args).
+    const logDir = process.env.BENCH_PROC_LOG_DIR;
+    const logFile = logDir ? path.join(logDir, `${label.replace(/[^\w.-]/g, "_")}.${proc.pid ?? "x"}.log`) : null;
     this.ready = new Promise((resolve, reject) => {
       for (const s of [proc.stdout, proc.stderr]) {
         if (!s) continue;
         createInterface({ input: s }).on("line", (line) => {
+          if (logFile) appendFileSync(logFile, `${line}\n`);
           this.lines.push(line);
           if (this.lines.length > 200) this.lines.shift();
           if (readyLine.test(line)) resolve(line);
