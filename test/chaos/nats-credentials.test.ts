@@ -1,6 +1,6 @@
 // NATS credentials of every kind, from env-style config (DESIGN §10: NATS_USER/NATS_PASS,
-// NATS_TOKEN, NATS_NKEY_SEED, TLS files): one nats-server per kind, since a server takes
-// one authorization block. Split from security.test.ts so both run in parallel.
+// NATS_TOKEN, NATS_NKEY_SEED, NATS_CREDS, TLS files): one nats-server per kind, since a
+// server takes one authorization block. Split from security.test.ts so both run in parallel.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import t from "tap";
 import { Type } from "typebox";
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { connect, nkeys } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { loadConfig, NatsEnv } from "@notify/config";
@@ -18,7 +19,42 @@ import { Processes, workerEnv } from "../support/chaos.js";
 
 const secret = (label: string) => `${label}-${randomBytes(12).toString("hex")}`;
 
-t.test("security - NATS credentials from config: user/password, token, nkey, TLS (mutual)", async (t) => {
+/**
+ * Operator mode, as NGS or an `nsc`-managed cluster runs it: an operator, its system
+ * account and an application account allowed JetStream, resolved from memory. Returns
+ * the server's config, a .creds file (user JWT + seed) of the application account, and
+ * one of an account the server does not know.
+ */
+async function operatorMode(dir: string) {
+  const op = nkeys.createOperator();
+  const sys = nkeys.createAccount();
+  const app = nkeys.createAccount();
+  // An account's limits replace the defaults as a whole: leaving one out means 0.
+  const unlimited = { conn: -1, leaf: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true };
+  const jetstream = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+  const signer = { signer: op.getSeed() };
+  const operatorJwt = await encodeOperator("chaos-operator", op.getSeed(), { system_account: sys.getPublicKey() });
+  const sysJwt = await encodeAccount("SYS", sys.getSeed(), { limits: unlimited }, signer);
+  const appJwt = await encodeAccount("APP", app.getSeed(), { limits: { ...unlimited, ...jetstream } }, signer);
+  const credsOf = async (account: ReturnType<typeof nkeys.createAccount>, file: string) => {
+    const user = nkeys.createUser();
+    const creds = fmtCreds(await encodeUser("notify", user.getSeed(), account.getSeed()), user);
+    writeFileSync(path.join(dir, file), creds, { mode: 0o600 });
+    return { file: path.join(dir, file), seed: new TextDecoder().decode(user.getSeed()) };
+  };
+  return {
+    conf: [
+      `operator: ${operatorJwt}`,
+      `system_account: ${sys.getPublicKey()}`,
+      "resolver: MEMORY",
+      `resolver_preload: { ${sys.getPublicKey()}: ${sysJwt}, ${app.getPublicKey()}: ${appJwt} }`,
+    ].join("\n"),
+    creds: await credsOf(app, "notify.creds"),
+    stranger: await credsOf(nkeys.createAccount(), "stranger.creds"),
+  };
+}
+
+t.test("security - NATS credentials from config: user/password, token, nkey, creds (JWT), TLS (mutual)", async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), "chaos-tls-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const f = (n: string) => path.join(dir, n);
@@ -38,12 +74,14 @@ t.test("security - NATS credentials from config: user/password, token, nkey, TLS
   writeFileSync(seedFile, new TextDecoder().decode(user.getSeed()) + "\n", { mode: 0o600 });
   const token = secret("tok");
   const pass = secret("pw");
+  const jwt = await operatorMode(dir);
 
   // `process`: also start a real sender with these variables (user/password is already
   // proven by the full run above, where all four services connect with it).
   const kinds: { name: string; conf: string; env: Record<string, string>; bad: Record<string, string>; process?: boolean }[] = [
     { name: "user/password", conf: `authorization { user: svc, password: "${pass}" }`, env: { NATS_USER: "svc", NATS_PASS: pass }, bad: { NATS_USER: "svc", NATS_PASS: "wrong" } },
     { name: "token", conf: `authorization { token: "${token}" }`, env: { NATS_TOKEN: token }, bad: { NATS_TOKEN: "wrong" } },
+    { name: "creds (operator mode, JWT)", conf: jwt.conf, env: { NATS_CREDS: jwt.creds.file }, process: true, bad: { NATS_CREDS: jwt.stranger.file } },
     { name: "nkey (seed file)", conf: `authorization { users: [ { nkey: ${user.getPublicKey()} } ] }`, env: { NATS_NKEY_SEED: seedFile }, process: true, bad: { NATS_NKEY_SEED: new TextDecoder().decode(nkeys.createUser().getSeed()) } },
     {
       name: "TLS with a client certificate",
@@ -78,5 +116,5 @@ t.test("security - NATS credentials from config: user/password, token, nkey, TLS
     }),
   );
   const all = procs.all.map((p) => p.lines.join("\n")).join("\n");
-  t.notOk(all.includes(pass) || all.includes(token) || all.includes(new TextDecoder().decode(user.getSeed())), "no credential in the services' logs");
+  t.notOk(all.includes(pass) || all.includes(token) || all.includes(new TextDecoder().decode(user.getSeed())) || all.includes(jwt.creds.seed), "no credential in the services' logs");
 });
