@@ -52,7 +52,7 @@ const cfg = {
   } satisfies Shape,
   sections: opt("only", "BENCH_ONLY", "saturation,latency,scaling,duplicates,memory").split(","),
   /** Saturation compares all of these; latency the three main ones. */
-  systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-design,nats-skeleton-stock").split(",") as SystemName[],
+  systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-design,nats-skeleton-http,nats-skeleton-stock").split(",") as SystemName[],
   out: opt("out", "BENCH_OUT", ""),
   /** Another checkout, built, whose services run as `pipeline-baseline` (before/after comparisons). */
   baselineRoot: opt("baseline", "BENCH_BASELINE", ""),
@@ -125,8 +125,9 @@ function startNow(name: SystemName, shape: Shape): Promise<Trial> {
       return PipelineTrial.start({ ...shape, nodeArgs: cfg.baselineNodeArgs, servicesRoot: cfg.baselineRoot });
     case "nats-skeleton":
     case "nats-skeleton-design":
+    case "nats-skeleton-http":
     case "nats-skeleton-stock":
-      return NatsSkeletonTrial.start(shape, name);
+      return NatsSkeletonTrial.start(shape, name, cfg.nodeArgs);
     case "bullmq-skeleton":
       return BullmqSkeletonTrial.start(shape, redisBin);
   }
@@ -636,6 +637,8 @@ async function main(): Promise<void> {
     const peerVsCeiling = paired("bullmq-skeleton", "nats-skeleton");
     const ratioDesign = paired("pipeline", "nats-skeleton-design");
     const ratioStock = paired("pipeline", "nats-skeleton-stock");
+    const ratioHttp = paired("pipeline", "nats-skeleton-http");
+    const httpVsDesign = paired("nats-skeleton-http", "nats-skeleton-design");
     const ratioBaseline = paired("pipeline", "pipeline-baseline");
     const summary = {
       median_per_second: Object.fromEntries(cfg.systems.map((s) => [s, round(median(by(s).map((t) => t.per_second)))])),
@@ -644,12 +647,14 @@ async function main(): Promise<void> {
       peer_over_ceiling: { per_round: peerVsCeiling, median: median(peerVsCeiling) },
       pipeline_over_design_ops_ceiling: { per_round: ratioDesign, median: median(ratioDesign) },
       pipeline_over_stock_client_skeleton: { per_round: ratioStock, median: median(ratioStock) },
+      pipeline_over_http_skeleton: { per_round: ratioHttp, median: median(ratioHttp) },
+      http_skeleton_over_design_ops_ceiling: { per_round: httpVsDesign, median: median(httpVsDesign) },
       ...(ratioBaseline.length ? { pipeline_over_baseline: { baseline: cfg.baselineRoot, per_round: ratioBaseline, median: median(ratioBaseline) } } : {}),
     };
     report.saturation = { trials, summary };
     out.push(
       `Saturation: ${cfg.n} events published as fast as possible, until the last is recorded (${cfg.rounds} interleaved round(s); 1 stage-1 process × ${cfg.shape.dispatcherConcurrency} in flight, ${cfg.shape.senders} stage-2 processes × ${cfg.shape.senderConcurrency})`,
-      "ceiling = nats-skeleton: issue 7's list of JetStream operations on the lean client path the services use; nats-skeleton-design = every JetStream operation DESIGN §4-5 prescribes (+ record `queued`, + double-ack), lean client; nats-skeleton-stock = issue 7's list on the stock @nats-io client calls",
+      "ceiling = nats-skeleton: issue 7's list of JetStream operations on the lean client path the services use; nats-skeleton-design = every JetStream operation DESIGN §4-5 prescribes (+ record `queued`, + double-ack), lean client; nats-skeleton-http = nats-skeleton-design whose stage 2 also makes the WeChat call (the sender's client, the simulator as a process); nats-skeleton-stock = issue 7's list on the stock @nats-io client calls",
       table(
         ["system", ...Array.from({ length: cfg.rounds }, (_, i) => `round ${i + 1} /s`), "median /s", "CPU µs/notif (all procs)", "other work (cores)"],
         cfg.systems.map((s) => [
@@ -665,6 +670,8 @@ async function main(): Promise<void> {
       `BullMQ peer / ceiling (paired): ${peerVsCeiling.join(", ")} → median ${summary.peer_over_ceiling.median}`,
       `pipeline / ceiling with DESIGN's operations (paired): ${ratioDesign.join(", ")} → median ${summary.pipeline_over_design_ops_ceiling.median}`,
       `pipeline / skeleton on the stock @nats-io client calls (paired): ${ratioStock.join(", ")} → median ${summary.pipeline_over_stock_client_skeleton.median}`,
+      `pipeline / DESIGN skeleton with the WeChat call (paired; the cost of the business logic): ${ratioHttp.join(", ")} → median ${summary.pipeline_over_http_skeleton.median}`,
+      `DESIGN skeleton with the WeChat call / without (paired; the cost of the HTTP exchange on this box): ${httpVsDesign.join(", ")} → median ${summary.http_skeleton_over_design_ops_ceiling.median}`,
       ...(ratioBaseline.length ? [`pipeline / baseline ${cfg.baselineRoot} (paired): ${ratioBaseline.join(", ")} → median ${median(ratioBaseline)}`] : []),
       "",
     );
@@ -676,7 +683,7 @@ async function main(): Promise<void> {
   // 3 (+6): latency at fixed rates, systems interleaved per rate, repeated in rounds.
   if (has("latency")) {
     const results: LatencyResult[] = [];
-    const latencySystems = cfg.systems.filter((s) => s !== "nats-skeleton-stock" && s !== "nats-skeleton-design" && s !== "pipeline-baseline");
+    const latencySystems = cfg.systems.filter((s) => s !== "nats-skeleton-stock" && s !== "nats-skeleton-design" && s !== "nats-skeleton-http" && s !== "pipeline-baseline");
     for (let round_ = 1; round_ <= cfg.latencyRounds; round_++) {
       for (const [i, rate] of cfg.rates.entries()) {
         for (const s of rotated(latencySystems, i + round_ - 1)) {

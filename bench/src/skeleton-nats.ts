@@ -9,6 +9,9 @@
  *              → publish job (Nats-Msg-Id, record revision in a header) → ack
  *     stage 2: consume job → KV update (record, compare-and-set on that revision)
  *              → publish sent fact → ack confirmed by the server (double-ack)
+ *   BENCH_WECHAT_API_BASE set (nats-skeleton-http): DESIGN's operations, and stage 2 makes the
+ *     WeChat call before its record write, on the client the sender uses (@notify/wechat:
+ *     its undici pool and token cache), against the simulator at that address.
  * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY, BENCH_OPS, BENCH_CLIENT (lean: the
  * same JsPipeline path the services use, the default, so the ceiling is not handicapped
  * by client overhead our pipeline avoids; stock: the @nats-io client's kv/js/ack calls).
@@ -17,6 +20,8 @@ import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg } from "@na
 import { Kvm } from "@nats-io/kv";
 import { connect, headers } from "@nats-io/transport-node";
 import { JsPipeline, KvWriter } from "@notify/nats";
+import { createWeChatClient } from "@notify/wechat";
+import { DEFAULT_APP_ID, DEFAULT_APP_SECRET } from "@notify/wechat-simulator";
 import { Skel } from "./skeleton-topology.js";
 import { now } from "./util.js";
 
@@ -31,6 +36,7 @@ const dec = new TextDecoder();
 interface Envelope {
   id: string;
   order_id: string;
+  recipient: { openid: string };
 }
 
 // BENCH_CLIENT=lean (default): the same lean client path the services use (JsPipeline);
@@ -74,9 +80,17 @@ if (stage === 1) {
   const records = await kvm.open(Skel.records);
   const writer = pipe ? new KvWriter(records, pipe, Skel.records) : null;
   consumer = await js.consumers.get(Skel.jobs, Skel.stage2);
+  const apiBase = process.env.BENCH_WECHAT_API_BASE;
+  const wechat = apiBase
+    ? createWeChatClient({ WECHAT_API_BASE: apiBase, WECHAT_APP_ID: DEFAULT_APP_ID, WECHAT_APP_SECRET: DEFAULT_APP_SECRET, WECHAT_TIMEOUT_MS: 5000 }, { connections: concurrency })
+    : null;
   handle = async (m) => {
     const e = JSON.parse(dec.decode(m.data)) as Envelope;
     const key = `paid.${e.order_id}`;
+    if (wechat) {
+      const r = await wechat.sendTemplate({ touser: e.recipient.openid, template_id: "bench", client_msg_id: key, data: { order: { value: e.order_id } } });
+      if (r.kind !== "success") throw new Error(`WeChat call failed: ${r.code}`);
+    }
     const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
     // DESIGN §5: a compare-and-set on the revision stage 1 recorded; the issue's list: a put.
     if (designOps) await writer!.update(key, rec, Number(m.headers?.get(REV)));

@@ -7,13 +7,13 @@ import { Redis } from "ioredis";
 import { Buckets, Streams, Subjects, encodeJson, sendIdFor, templateKey, type EventEnvelope, type Template } from "@notify/contracts";
 import { JsPipeline, defaultSenderBackoff, ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
-import { SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
+import { DEFAULT_APP_ID, DEFAULT_APP_SECRET, SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
 import { Proc, RedisServer, metricsUrl, root, spawnNode, startService, startSimulatorProc, track, untrack } from "./procs.js";
 import { PeerNames, Skel, skeletonBuckets, skeletonConsumers, skeletonStreams } from "./skeleton-topology.js";
 import { Gate, type ProcRef } from "./util.js";
 
-export type SystemName = "pipeline" | "pipeline-baseline" | "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-stock" | "bullmq-skeleton";
-type SkeletonName = "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-stock";
+export type SystemName = "pipeline" | "pipeline-baseline" | "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-http" | "nats-skeleton-stock" | "bullmq-skeleton";
+type SkeletonName = "nats-skeleton" | "nats-skeleton-design" | "nats-skeleton-http" | "nats-skeleton-stock";
 
 export interface Shape {
   /** Stage-2 processes (sender replicas). */
@@ -139,8 +139,8 @@ export class PipelineTrial implements Trial {
     const env = {
       NATS_URL: server.url,
       WECHAT_API_BASE: sim.url,
-      WECHAT_APP_ID: "wx-local-simulator",
-      WECHAT_APP_SECRET: "local-simulator-secret",
+      WECHAT_APP_ID: DEFAULT_APP_ID,
+      WECHAT_APP_SECRET: DEFAULT_APP_SECRET,
       SENDER_CONCURRENCY: String(o.senderConcurrency),
       DISPATCHER_CONCURRENCY: String(o.dispatcherConcurrency),
       ...o.extraEnv,
@@ -308,17 +308,22 @@ export class NatsSkeletonTrial implements Trial {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     readonly stages: Proc[],
+    /** nats-skeleton-http: the simulator stage 2 calls. */
+    readonly sim: Proc | null,
   ) {}
 
   /**
    * nats-skeleton: the issue's list of operations on the lean client (the JsPipeline path
    * the services use); nats-skeleton-design: every operation DESIGN §4-5 prescribes, lean
-   * client; nats-skeleton-stock: the issue's list on the @nats-io client's own calls.
+   * client; nats-skeleton-http: the design skeleton whose stage 2 also makes the WeChat call
+   * (the sender's client, the simulator as a process); nats-skeleton-stock: the issue's list
+   * on the @nats-io client's own calls.
    */
-  static async start(o: Shape, name: SkeletonName = "nats-skeleton"): Promise<NatsSkeletonTrial> {
+  static async start(o: Shape, name: SkeletonName = "nats-skeleton", nodeArgs: string[] = []): Promise<NatsSkeletonTrial> {
     const client = name === "nats-skeleton-stock" ? "stock" : "lean";
     const server = await NatsServer.start();
     track(server.pid);
+    const sim = name === "nats-skeleton-http" ? await startSimulatorProc(0, nodeArgs) : null;
     const nc = await connect({ servers: server.url, noAsyncTraces: true, name: "bench" });
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
@@ -327,12 +332,17 @@ export class NatsSkeletonTrial implements Trial {
     for (const b of skeletonBuckets) await kvm.create(b.bucket, { history: b.history, ttl: b.ttl, storage: "file" as never });
     for (const c of skeletonConsumers) await jsm.consumers.add(c.stream, c.config);
     const script = path.join(root, "bench", "dist", "skeleton-nats.js");
-    const env = { NATS_URL: server.url, BENCH_CLIENT: client, BENCH_OPS: name === "nats-skeleton-design" ? "design" : "issue" };
+    const env = {
+      NATS_URL: server.url,
+      BENCH_CLIENT: client,
+      BENCH_OPS: name === "nats-skeleton-design" || name === "nats-skeleton-http" ? "design" : "issue",
+      ...(sim ? { BENCH_WECHAT_API_BASE: sim.url } : {}),
+    };
     const stages = [
       spawnNode("stage-1", script, { ...env, BENCH_STAGE: "1", BENCH_CONCURRENCY: String(o.dispatcherConcurrency) }, /skeleton ready/),
       ...Array.from({ length: o.senders }, (_, i) => spawnNode(`stage-2.${i + 1}`, script, { ...env, BENCH_STAGE: "2", BENCH_CONCURRENCY: String(o.senderConcurrency) }, /skeleton ready/)),
     ];
-    const trial = new NatsSkeletonTrial(name, server, nc, js, jsm, stages);
+    const trial = new NatsSkeletonTrial(name, server, nc, js, jsm, stages, sim?.proc ?? null);
     trial.pub = new JsPipeline(nc);
     try {
       await Promise.all(stages.map((s) => s.waitReady()));
@@ -344,7 +354,7 @@ export class NatsSkeletonTrial implements Trial {
   }
 
   procs(): ProcRef[] {
-    return [{ label: "nats-server", pid: this.server.pid ?? -1 }, ...this.workers()];
+    return [{ label: "nats-server", pid: this.server.pid ?? -1 }, ...(this.sim ? [{ label: "simulator", pid: this.sim.pid }] : []), ...this.workers()];
   }
 
   workers(): ProcRef[] {
@@ -380,7 +390,7 @@ export class NatsSkeletonTrial implements Trial {
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled(this.stages.map((s) => s.stop()));
+    await Promise.allSettled([...this.stages.map((s) => s.stop()), ...(this.sim ? [this.sim.stop()] : [])]);
     this.pub?.close();
     await this.nc.close().catch(() => undefined);
     await this.server.stop();
