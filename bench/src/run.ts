@@ -639,6 +639,7 @@ async function main(): Promise<void> {
     const ratioStock = paired("pipeline", "nats-skeleton-stock");
     const ratioHttp = paired("pipeline", "nats-skeleton-http");
     const httpVsDesign = paired("nats-skeleton-http", "nats-skeleton-design");
+    const httpVsCeiling = paired("nats-skeleton-http", "nats-skeleton");
     const ratioBaseline = paired("pipeline", "pipeline-baseline");
     const summary = {
       median_per_second: Object.fromEntries(cfg.systems.map((s) => [s, round(median(by(s).map((t) => t.per_second)))])),
@@ -649,6 +650,7 @@ async function main(): Promise<void> {
       pipeline_over_stock_client_skeleton: { per_round: ratioStock, median: median(ratioStock) },
       pipeline_over_http_skeleton: { per_round: ratioHttp, median: median(ratioHttp) },
       http_skeleton_over_design_ops_ceiling: { per_round: httpVsDesign, median: median(httpVsDesign) },
+      http_skeleton_over_ceiling: { per_round: httpVsCeiling, median: median(httpVsCeiling) },
       ...(ratioBaseline.length ? { pipeline_over_baseline: { baseline: cfg.baselineRoot, per_round: ratioBaseline, median: median(ratioBaseline) } } : {}),
     };
     report.saturation = { trials, summary };
@@ -672,6 +674,7 @@ async function main(): Promise<void> {
       `pipeline / skeleton on the stock @nats-io client calls (paired): ${ratioStock.join(", ")} → median ${summary.pipeline_over_stock_client_skeleton.median}`,
       `pipeline / DESIGN skeleton with the WeChat call (paired; the cost of the business logic): ${ratioHttp.join(", ")} → median ${summary.pipeline_over_http_skeleton.median}`,
       `DESIGN skeleton with the WeChat call / without (paired; the cost of the HTTP exchange on this box): ${httpVsDesign.join(", ")} → median ${summary.http_skeleton_over_design_ops_ceiling.median}`,
+      `DESIGN skeleton with the WeChat call / ceiling (paired; where a pipeline with no business logic at all would land): ${httpVsCeiling.join(", ")} → median ${summary.http_skeleton_over_ceiling.median}`,
       ...(ratioBaseline.length ? [`pipeline / baseline ${cfg.baselineRoot} (paired): ${ratioBaseline.join(", ")} → median ${median(ratioBaseline)}`] : []),
       "",
     );
