@@ -1,15 +1,15 @@
 /**
  * A bare two-stage JetStream worker, no business logic: the ceiling our pipeline is
  * measured against. BENCH_OPS picks the JetStream operations per notification:
- *   issue (default), the list issue 7 gives:
+ *   issue (default), the minimal list (one KV create in stage 1, a plain ack in stage 2):
  *     stage 1: consume event → KV create (claim) → publish job (Nats-Msg-Id) → ack
  *     stage 2: consume job → KV put (record) → publish sent fact → ack
- *   design, every operation DESIGN §4-5 prescribes (two more than the issue's list):
+ *   design, every operation the pipeline does per notification (docs/ARCHITECTURE.md; two more than the minimal list):
  *     stage 1: consume event → KV create (lock) → KV create (record `queued`)
  *              → publish job (Nats-Msg-Id, record revision in a header) → ack
  *     stage 2: consume job → KV update (record, compare-and-set on that revision)
  *              → publish sent fact → ack confirmed by the server (double-ack)
- *   BENCH_WECHAT_API_BASE set (nats-skeleton-http): DESIGN's operations, and stage 2 makes the
+ *   BENCH_WECHAT_API_BASE set (nats-skeleton-http): the pipeline's operations, and stage 2 makes the
  *     WeChat call before its record write, on the client the sender uses (@notify/wechat:
  *     its undici pool and token cache), against the simulator at that address.
  * Env: NATS_URL, BENCH_STAGE (1|2), BENCH_CONCURRENCY, BENCH_OPS, BENCH_CLIENT (lean: the
@@ -69,7 +69,7 @@ if (stage === 1) {
     }
     let h;
     if (records) {
-      // DESIGN §4: the `queued` record before the job, its revision travelling with the job.
+      // The dispatcher's order: the `queued` record before the job, its revision travelling with the job.
       h = headers();
       h.set(REV, String(await records.create(key, enc.encode(JSON.stringify({ event_id: e.id, status: "queued", at: Date.now() })))));
     }
@@ -92,7 +92,7 @@ if (stage === 1) {
       if (r.kind !== "success") throw new Error(`WeChat call failed: ${r.code}`);
     }
     const rec = enc.encode(JSON.stringify({ event_id: e.id, status: "success", at: Date.now() }));
-    // DESIGN §5: a compare-and-set on the revision stage 1 recorded; the issue's list: a put.
+    // The sender's compare-and-set on the revision stage 1 recorded; the minimal list: a put.
     if (designOps) await writer!.update(key, rec, Number(m.headers?.get(REV)));
     else await (writer ? writer.put(key, rec) : records.put(key, rec));
     const fact = { id: e.id, key: e.order_id, done: now() };

@@ -313,10 +313,10 @@ export class NatsSkeletonTrial implements Trial {
   ) {}
 
   /**
-   * nats-skeleton: the issue's list of operations on the lean client (the JsPipeline path
-   * the services use); nats-skeleton-design: every operation DESIGN §4-5 prescribes, lean
+   * nats-skeleton: the minimal list of operations on the lean client (the JsPipeline path
+   * the services use); nats-skeleton-design: every operation the pipeline does, lean
    * client; nats-skeleton-http: the design skeleton whose stage 2 also makes the WeChat call
-   * (the sender's client, the simulator as a process); nats-skeleton-stock: the issue's list
+   * (the sender's client, the simulator as a process); nats-skeleton-stock: the minimal list
    * on the @nats-io client's own calls.
    */
   static async start(o: Shape, name: SkeletonName = "nats-skeleton", nodeArgs: string[] = []): Promise<NatsSkeletonTrial> {

@@ -1,4 +1,4 @@
-// NATS credentials of every kind, from env-style config (DESIGN §10: NATS_USER/NATS_PASS,
+// NATS credentials of every kind, from env-style config (the README's operator contract: NATS_USER/NATS_PASS,
 // NATS_TOKEN, NATS_NKEY_SEED, NATS_CREDS, TLS files): one nats-server per kind, since a
 // server takes one authorization block. Split from security.test.ts so both run in parallel.
 import { execFileSync } from "node:child_process";

@@ -14,14 +14,14 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const at = (...parts: string[]): string => path.join(ROOT, ...parts);
 export const readText = (...parts: string[]): string => readFileSync(at(...parts), "utf8");
 
-/** The services of DESIGN §10, each started with `node services/<name>/dist/main.js`. */
+/** The services of the README's operator contract, each started with `node services/<name>/dist/main.js`. */
 export const SERVICES = ["gateway", "dispatcher", "sender", "dlq-monitor"] as const;
 export const WORKERS = ["dispatcher", "sender", "dlq-monitor"] as const;
 export const mainOf = (name: string): string => `services/${name}/dist/main.js`;
 
 /** The workers' METRICS_PORT default, read from the config schema that owns it (9464). */
 export const METRICS_PORT = Number((MetricsEnv.METRICS_PORT as unknown as { default: unknown }).default);
-/** The gateway's documented default port (DESIGN §10). */
+/** The gateway's documented default port (README, operator contract). */
 export const GATEWAY_PORT = 3000;
 
 // ---------------------------------------------------------------- YAML

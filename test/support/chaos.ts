@@ -10,7 +10,7 @@ import type { Simulator } from "@notify/wechat-simulator";
 import { startService, type ServiceName, type ServiceProcess } from "./processes.js";
 import { waitFor } from "./wait.js";
 
-/** What a scenario counts at the end; printed as one line (the "Must show"). */
+/** What a scenario counts at the end; printed as one line. */
 export interface Tally {
   events: number;
   /** Business keys with at least one message at WeChat. */

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { CsvList } from "./load.js";
 
-/** NATS connection settings shared by every service (DESIGN §10). */
+/** NATS connection settings shared by every service (the README's operator contract). */
 export const NatsEnv = {
   NATS_URL: CsvList({ default: ["nats://127.0.0.1:4222"], description: "Comma-separated NATS servers" }),
   NATS_USER: Type.Optional(Type.String()),

@@ -16,7 +16,7 @@ export const MiniprogramSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** What an admin sends to `POST /notifications/templates` (the seed contract, extended). */
+/** What an admin sends to `POST /notifications/templates` (the original admin contract, extended). */
 export const TemplateInputSchema = Type.Object(
   {
     event: Type.Enum(EVENT_TYPES),

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
- * Every metric of the system, defined once. The seed's dotted names map as:
+ * Every metric of the system, defined once. The dotted metric names of the original contract map as:
  *   notifications.sent.success → notifications_sent_total{status="success"}
  *   notifications.sent.failure → notifications_sent_total{status="failed"|"dead"}
  *   notifications.retry.count  → notifications_retry_total

@@ -30,7 +30,7 @@ export async function settle(msg: JsMsg, d: Decision, via: AckWith = {}): Promis
       msg.nak(d.delayMs);
       return;
     case "term":
-      // No reason: nats-server 2.9 ignores term("reason") and redelivers (DESIGN §2).
+      // No reason: nats-server 2.9 ignores term("reason") and redelivers the message.
       msg.term();
       return;
   }

@@ -27,7 +27,7 @@ export function connectionOptions(s: NatsSettings, name: string): NodeConnection
     servers: s.NATS_URL,
     name,
     // Without this every request builds two Error objects for async stack traces:
-    // publish/KV throughput drops by ~40% (DESIGN §2).
+    // publish/KV throughput drops by ~40% (measured on the @nats-io 3.4 clients).
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,

@@ -21,7 +21,7 @@ const DAY = 24 * 3600 * SECOND;
 
 /** WeChat's client_msg_id de-duplication window: the whole retry schedule must fit in it. */
 export const WECHAT_DEDUP_WINDOW_MS = 10 * 60 * SECOND;
-/** max_deliver of every sender consumer (the seed: "at most 5 tries"). */
+/** max_deliver of every sender consumer: a notification is tried at most 5 times. */
 export const SENDER_MAX_DELIVER = 5;
 
 export interface TopologyOptions {

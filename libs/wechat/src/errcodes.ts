@@ -1,5 +1,5 @@
 /**
- * How the sender treats each WeChat answer (DESIGN §5). `token` is internal to the
+ * How the sender treats each WeChat answer (docs/ARCHITECTURE.md, "Retry policy"). `token` is internal to the
  * client: it refreshes the shared token and retries once, and reports `retryable` if
  * WeChat still refuses.
  */

@@ -1,7 +1,7 @@
 import t from "tap";
 import { ErrcodeClass, classifyErrcode } from "@notify/wechat";
 
-t.test("wechat errcodes - classified as DESIGN §5 says", async (t) => {
+t.test("wechat errcodes - classified as docs/ARCHITECTURE.md says", async (t) => {
   const table: [number, ErrcodeClass][] = [
     [0, "success"],
     [-1, "retryable"],

@@ -1,7 +1,7 @@
 import { Type, type Static } from "typebox";
 import { ConfigError, CsvList, LogEnv, NatsEnv, loadConfig } from "@notify/config";
 
-/** Every setting of the gateway, read from the environment (DESIGN §10). */
+/** Every setting of the gateway, read from the environment (the README's operator contract). */
 export const GatewayConfigSchema = Type.Object({
   ...NatsEnv,
   ...LogEnv,

@@ -2,7 +2,7 @@
  * @fastify/swagger already turns JSON Schema `patternProperties`, `const` and `$id` into
  * their OpenAPI 3.0 forms. This pass does the rest so the document is valid OAS 3.0.3:
  * `anyOf [X, {type: null}]` becomes `X` + `nullable`, and an `enum` without a `type`
- * (TypeBox's `Type.Enum`) gets the type of its values, as the seed contract spells it.
+ * (TypeBox's `Type.Enum`) gets the type of its values, as the original admin contract spells it.
  */
 type Json = Record<string, unknown>;
 

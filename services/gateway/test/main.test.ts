@@ -9,7 +9,7 @@ import { API_KEY } from "./fixtures/helpers.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const mainJs = path.join(root, "services/gateway/dist/main.js");
 
-// The service starts from its build output (DESIGN §10): make sure it is current.
+// The service starts from its build output (the README's operator contract): make sure it is current.
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 const build = spawnSync(process.execPath, [tsc, "-b", "services/gateway"], { cwd: root, encoding: "utf8" });
 if (build.status !== 0) throw new Error(`tsc -b services/gateway failed:\n${build.stdout}${build.stderr}`);

@@ -10,7 +10,7 @@ import { oas30DocumentSchema } from "./fixtures/oas30.js";
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 const nats = await startNats(t);
 
-// The contract section of the seed card (OAS 3.0.3), verbatim.
+// The admin contract the gateway was first built to (OAS 3.0.3), verbatim.
 const SEED = parse(`
 paths:
   /notifications/templates:
@@ -141,7 +141,7 @@ t.test("gateway - the OpenAPI document validates as OAS 3.0.3", async (t) => {
   t.same(doc.components.securitySchemes.bearerAuth, { type: "http", scheme: "bearer", description: "One of GATEWAY_API_KEYS" }, "bearer scheme (Swagger UI's Authorize button)");
 });
 
-t.test("gateway - the OpenAPI document contains the seed's paths, required fields and enums", async (t) => {
+t.test("gateway - the OpenAPI document contains the original contract's paths, required fields and enums", async (t) => {
   const app = await appFor(t, nats);
   const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json() as Doc;
   for (const [path, ops] of Object.entries(SEED.paths)) {
@@ -163,7 +163,7 @@ t.test("gateway - the OpenAPI document contains the seed's paths, required field
   }
   const body = doc.paths["/notifications/templates"]!.post!.requestBody!.content["application/json"]!.schema;
   t.same(body.properties!.event!.enum, [...EVENT_TYPES], "the event enum is exactly the five business events");
-  t.same(body.required, ["event", "channel", "template_id"], "exactly the seed's required fields");
+  t.same(body.required, ["event", "channel", "template_id"], "exactly the contract's required fields");
   const preview = doc.paths["/notifications/preview"]!.post!.requestBody!.content["application/json"]!.schema;
   t.same(preview.required, ["event", "data"]);
 });

@@ -69,7 +69,7 @@ t.test("gateway - invalid templates are refused with 400 naming what is wrong", 
 
   const missing = await post({ event: "ticket.expired", channel: "wechat" });
   t.equal(missing.statusCode, 400);
-  t.match(missing.json().message, /template_id/, "the seed's required field is named");
+  t.match(missing.json().message, /template_id/, "the contract's required field is named");
 
   const badEnum = await post(paidTemplate({ event: "order.shipped" }));
   t.equal(badEnum.statusCode, 400);
@@ -167,7 +167,7 @@ t.test("gateway - preview: 404 without a template after locale fallback, 422 wit
   t.equal(wrongType.json().details.errors[0].instancePath, "/amount");
 
   const noData = await preview({ event: "ticket.redeemed" });
-  t.equal(noData.statusCode, 400, "the seed requires data");
+  t.equal(noData.statusCode, 400, "the contract requires data");
 
   await app.inject({ method: "POST", url: "/notifications/templates", headers: AUTH, payload: paidTemplate({ event: "ticket.redeemed", template_id: "TPL_REDEEM_ZH", enabled: false }) });
   const disabled = await preview({ event: "ticket.redeemed", data: { amount: 1, title: "x" } });

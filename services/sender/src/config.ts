@@ -34,7 +34,7 @@ export function loadSenderConfig(env: NodeJS.ProcessEnv = process.env): SenderCo
   if (backoff && (backoff.length > 4 || backoff.some((b) => !Number.isFinite(b) || b <= c.WECHAT_TIMEOUT_MS))) {
     throw new Error(`SENDER_ACK_BACKOFF_MS: at most 4 numbers, each above WECHAT_TIMEOUT_MS (${c.WECHAT_TIMEOUT_MS})`);
   }
-  // DESIGN §5: the whole retry schedule stays inside WeChat's client_msg_id window.
+  // The whole retry schedule stays inside WeChat's client_msg_id window.
   const policy = { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER };
   const span = worstCaseRetrySpanMs(policy, backoff ?? defaultSenderBackoff(c.WECHAT_TIMEOUT_MS), c.WECHAT_TIMEOUT_MS, SENDER_MAX_DELIVER);
   if (span > WECHAT_DEDUP_WINDOW_MS) {

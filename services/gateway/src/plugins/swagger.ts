@@ -7,7 +7,7 @@ import { toOas30Document } from "../openapi.js";
 export const BEARER_SCHEME = "bearerAuth";
 
 export const TAGS = [
-  { name: "Notifications", description: "The seed contract: templates and preview" },
+  { name: "Notifications", description: "Templates and preview" },
   { name: "Templates", description: "One template: read, delete, edit history" },
   { name: "Send log", description: "Send records and their status history" },
   { name: "DLQ", description: "Dead-lettered sends: list, inspect, replay, discard" },

@@ -16,7 +16,7 @@ import { parseRevisionHeader, type StoredTemplate } from "../services/template-s
 const etag = (revision: number) => `"${revision}"`;
 const view = (s: StoredTemplate): Template & { revision: number } => ({ ...s.template, revision: s.revision });
 
-/** The seed's template routes plus get / delete / history of one template. */
+/** The admin contract's template routes plus get / delete / history of one template. */
 const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     "/notifications/templates",

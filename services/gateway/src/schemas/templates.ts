@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { CHANNELS, EVENT_TYPES, MiniprogramSchema, TemplateFieldSchema, TemplateInputSchema } from "@notify/contracts";
 import { Locale } from "./common.js";
 
-/** The seed's upsert body (event, channel, template_id required; enabled defaults to true). */
+/** The admin contract's upsert body (event, channel, template_id required; enabled defaults to true). */
 export const TemplateBody = TemplateInputSchema;
 
 const templateFields = {
