@@ -6,6 +6,14 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ensureNatsServer } from "./find-binary.js";
 
+/** Found once per process (and per NATS_SERVER_BIN), not on every start. */
+let binary: { key: string | undefined; path: string } | null = null;
+function defaultBinary(): string {
+  const key = process.env.NATS_SERVER_BIN;
+  if (!binary || binary.key !== key) binary = { key, path: ensureNatsServer() };
+  return binary.path;
+}
+
 export interface NatsServerOptions {
   /** Enable JetStream (default true). */
   jetstream?: boolean;
@@ -72,7 +80,7 @@ export class NatsServer {
   }
 
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
-    const bin = opts.binary ?? ensureNatsServer();
+    const bin = opts.binary ?? defaultBinary();
     const dir = mkdtempSync(path.join(tmpdir(), "nats-"));
     const portsDir = path.join(dir, "ports");
     mkdirSync(portsDir);

@@ -2,7 +2,7 @@ import t from "tap";
 import { existsSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { NatsCluster, NatsServer, locateNatsServer } from "@notify/nats-server";
+import { NatsCluster, NatsServer } from "@notify/nats-server";
 
 t.test("launcher - a JetStream server on free ports, removed on stop", async (t) => {
   const a = await NatsServer.start();
@@ -48,9 +48,4 @@ t.test("launcher - a 3-node JetStream cluster agrees on a meta leader", async (t
   const si = await jsm.streams.add({ name: "R3", subjects: ["r3.>"], num_replicas: 3 });
   t.equal(si.cluster?.replicas?.length, 2, "an R3 stream has a leader and two replicas");
   await nc.close();
-});
-
-t.test("launcher - finds the binary from NATS_SERVER_BIN or the PATH", async (t) => {
-  t.ok(locateNatsServer(), "found");
-  t.throws(() => locateNatsServer({ NATS_SERVER_BIN: "/nonexistent/nats-server" }), /apt-get install -y nats-server/);
 });
