@@ -55,6 +55,10 @@ export const FailReason = {
   render: "render",
   permanent: "wechat_permanent",
   maxDeliveries: "max_deliveries",
+  /** The rendered job is larger than the bus accepts (the limit is in `last_error`). */
+  tooLarge: "too_large",
+  /** The job could not be published (a permanent error, or the event's last delivery). */
+  dispatch: "dispatch",
 } as const;
 
 /** One send (or a rejected event) as recorded in `notification_events`, keyed by `send_id`. */

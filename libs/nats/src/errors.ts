@@ -13,6 +13,21 @@ export function isConsumerNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound;
 }
 
+/** JetStream error codes the client does not name. */
+export const JsErrCodes = {
+  /** The stream's `max_msg_size` refused the message. */
+  messageTooLarge: 10054,
+} as const;
+
+/**
+ * A publish refused for its size, and so refused again on every retry: by the client
+ * (over the connection's `max_payload`) or by the stream (`max_msg_size`).
+ */
+export function isTooLarge(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === JsErrCodes.messageTooLarge;
+  return err instanceof Error && err.name === "InvalidArgumentError" && /max_payload/.test(err.message);
+}
+
 /** An existing stream, consumer or bucket differs from the config this version wants. */
 export class TopologyMismatchError extends Error {
   override name = "TopologyMismatchError";

@@ -8,6 +8,21 @@ export interface PublishJobOptions {
   /** Defaults to send_id; a DLQ replay uses a fresh id so the duplicate window lets it through. */
   msgId?: string;
   traceparent?: string | undefined;
+  /** The job already encoded (the dispatcher measures it before claiming the key). */
+  body?: Uint8Array;
+}
+
+/**
+ * Bytes kept free under the server's `max_payload` for the headers a job carries on its
+ * way: msg id, send id, record revision and traceparent on SENDS, and on a DLQ copy the
+ * attempts, reason and last error (up to 1 KiB). A job body above `max_payload` minus
+ * this room is refused before its business key is claimed.
+ */
+export const JOB_HEADER_ROOM = 2048;
+
+/** The largest job body the bus takes, given the connection's `max_payload`. */
+export function jobBodyLimit(maxPayload: number): number {
+  return maxPayload - JOB_HEADER_ROOM;
 }
 
 /** Publishes a job on `notify.send.<channel>` with `Nats-Msg-Id` (SENDS de-duplicates it). */
@@ -16,7 +31,7 @@ export function publishJob(js: Pick<JetStreamClient, "publish">, job: SendJob, o
   if (opts.recordRevision !== undefined) h.set(Headers.recordRevision, String(opts.recordRevision));
   if (opts.traceparent) h.set(Headers.traceparent, opts.traceparent);
   h.set(Headers.sendId, job.send_id);
-  return js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: opts.msgId ?? job.send_id, headers: h });
+  return js.publish(Subjects.send(job.channel), opts.body ?? encodeJson(job), { msgID: opts.msgId ?? job.send_id, headers: h });
 }
 
 /** Why and how a job reached the DLQ; carried as headers beside the unchanged job body. */

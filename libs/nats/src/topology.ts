@@ -23,6 +23,8 @@ const DAY = 24 * 3600 * SECOND;
 export const WECHAT_DEDUP_WINDOW_MS = 10 * 60 * SECOND;
 /** max_deliver of every sender consumer: a notification is tried at most 5 times. */
 export const SENDER_MAX_DELIVER = 5;
+/** max_deliver of the dispatcher: only infrastructure errors are retried, the last try records the failure. */
+export const DISPATCHER_MAX_DELIVER = 10;
 
 export interface TopologyOptions {
   /** Replicas for streams and buckets (1 locally, 3 in a cluster). */
@@ -120,7 +122,7 @@ export function consumerConfigs(o: TopologyOptions = {}): { stream: string; conf
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(30 * SECOND),
         // Only infrastructure errors are retried; business outcomes are acked and recorded.
-        max_deliver: 10,
+        max_deliver: DISPATCHER_MAX_DELIVER,
         max_ack_pending: 2000,
       },
     },

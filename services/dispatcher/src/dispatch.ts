@@ -6,20 +6,31 @@ import {
   SkipReason,
   Status,
   childTrace,
-  decodeJson,
   encodeJson,
   languageCandidates,
   lockKey,
   sendIdFor,
   type EventEnvelope,
-  type LockValue,
   type SendJob,
   type SendRecord,
 } from "@notify/contracts";
-import { Decisions, RecordStore, isWrongLastSequence, publishJob, type CreateResult, type Decision, type JsPublisher, type KvWriter, type StoredRecord } from "@notify/nats";
+import {
+  DISPATCHER_MAX_DELIVER,
+  Decisions,
+  JOB_HEADER_ROOM,
+  RecordStore,
+  isTooLarge,
+  jobBodyLimit,
+  publishJob,
+  type Decision,
+  type JsPublisher,
+  type KvWriter,
+  type StoredRecord,
+} from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { CompiledTemplate, TemplateCache } from "@notify/templates";
+import { abandonKey, claimKey } from "./claim.js";
 import { parseEnvelope, rejectedRecordId } from "./envelope.js";
 
 export interface DispatcherDeps {
@@ -34,6 +45,8 @@ export interface DispatcherDeps {
   metrics: Metrics;
   log: Logger;
   channels: readonly string[];
+  /** The connection's max_payload now (it may change with the server after a reconnect). */
+  maxPayload: () => number;
   /** Test-only: called after a fresh claim, before the job is published. */
   afterClaim?: (sendId: string) => Promise<void> | void;
 }
@@ -58,7 +71,9 @@ export function createDispatchHandler(deps: DispatcherDeps): (msg: JsMsg) => Pro
     }
     const env = parsed.envelope;
     const trace = childTrace(msg.headers?.get(Headers.traceparent));
-    const outcomes = await Promise.all(deps.channels.map((channel) => dispatchChannel(deps, env, channel, trace.traceparent, trace.traceId)));
+    // On the last delivery an error can no longer be retried: it is recorded instead.
+    const lastDelivery = msg.info.deliveryCount >= DISPATCHER_MAX_DELIVER;
+    const outcomes = await Promise.all(deps.channels.map((channel) => dispatchChannel(deps, env, channel, trace.traceparent, trace.traceId, lastDelivery)));
     for (const o of outcomes) metrics.eventsTotal.inc({ event: env.event, outcome: o });
     return Decisions.ack();
   };
@@ -120,7 +135,7 @@ async function recordOutcome(deps: DispatcherDeps, rec: SendRecord): Promise<voi
   }
 }
 
-async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel: string, traceparent: string, traceId: string): Promise<Outcome> {
+async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel: string, traceparent: string, traceId: string, lastDelivery: boolean): Promise<Outcome> {
   const { templates, metrics } = deps;
   const key = { event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, channel };
   const sendId = sendIdFor(key);
@@ -173,68 +188,82 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     return "failed";
   }
 
-  // 1. Claim the business key (create-only).
-  const claim: LockValue = { send_id: sendId, event_id: env.id, at: new Date().toISOString() };
+  // The job's size is known before the key is claimed: a job the bus cannot carry never
+  // holds the key (a later, smaller event for it is sent).
+  const body = encodeJson(job);
+  const limit = jobBodyLimit(deps.maxPayload());
+  if (body.length > limit) {
+    const message = `job is ${body.length} bytes; the bus takes at most ${limit} (max_payload ${deps.maxPayload()} minus ${JOB_HEADER_ROOM} for headers)`;
+    await abandonKey(deps, lockKey(key), { failed: failedRecord(env, channel, sendId, template, language, FailReason.tooLarge, message) });
+    log().warn({ reason: FailReason.tooLarge, bytes: body.length, limit }, "job too large for the bus: recorded failed");
+    return "failed";
+  }
+
+  // From claim to publish, every exit either publishes the job or gives the key up
+  // (records `failed`, releases the claim); only a retryable error leaves it claimed, and
+  // the redelivery of this event (same event id) resumes it.
   const lk = lockKey(key);
-  const claimed = await claimLock(deps, lk, encodeJson(claim));
-  const fresh = claimed.created;
-  if (!claimed.created) {
-    const held = claimed.current;
-    const holder = held?.operation === "PUT" ? decodeJson<LockValue>(held.value) : null;
-    if (holder && holder.event_id !== env.id) {
-      // A real duplicate: another event owns this business key.
+  let lockRevision: number | undefined;
+  let stored: StoredRecord | undefined;
+  try {
+    // 1. Claim the business key (create-only; a stale claim is taken over).
+    const claim = await claimKey(deps, lk, { send_id: sendId, event_id: env.id, at: new Date().toISOString() });
+    if (claim.kind === "duplicate") {
       metrics.duplicatesTotal.inc();
-      log().info({ holder_event_id: holder.event_id, lock: lk }, "duplicate event: not re-sent");
+      log().info({ holder_event_id: claim.holderEventId, lock: lk }, "duplicate event: not re-sent");
       return "duplicate";
     }
-    // Same event redelivered (a crash between claim and publish), or the lock vanished: go on.
-  }
-  if (fresh) await deps.afterClaim?.(sendId);
+    lockRevision = claim.revision;
+    if (claim.takenOver) log().warn({ stale_event_id: claim.takenOver, lock: lk }, "stale claim taken over: its holder never published a job");
+    const fresh = claim.fresh;
+    if (fresh) await deps.afterClaim?.(sendId);
 
-  // 2. Record `queued` before publishing, so a fast sender's `success` is never overwritten.
-  const queued = baseRecord(env, channel, sendId, template, language);
-  let stored: StoredRecord;
-  const created = await deps.records.create(queued);
-  if (created.written) {
-    stored = { record: created.record, revision: created.revision };
-  } else {
-    const cur = created.current;
-    if (!cur) throw new Error(`record ${sendId} exists but could not be read`);
-    if (cur.record.status === Status.queued && cur.record.event_id === env.id) {
-      // Our own earlier attempt: re-publish with the same Nats-Msg-Id (SENDS de-duplicates).
-      stored = cur;
-    } else if (cur.record.status === Status.queued || cur.record.status === Status.retrying || cur.record.status === Status.success) {
-      // In flight or delivered (e.g. the lock expired): never a second send.
-      metrics.duplicatesTotal.inc();
-      log().info({ status: cur.record.status, holder_event_id: cur.record.event_id }, "business key already in flight or sent: not re-sent");
-      return cur.record.event_id === env.id ? "in_flight" : "duplicate";
+    // 2. Record `queued` before publishing, so a fast sender's `success` is never overwritten.
+    const queued = baseRecord(env, channel, sendId, template, language);
+    const created = await deps.records.create(queued);
+    if (created.written) {
+      stored = { record: created.record, revision: created.revision };
     } else {
-      // Never delivered before (skipped, failed, dead): this event gets its chance.
-      const w = await deps.records.write(sendId, () => queued, { expected: cur, replay: true });
-      if (!w.written) {
-        log().info({ status: w.current?.record.status }, "record moved on: not re-sent");
-        return "duplicate";
+      const cur = created.current;
+      if (!cur) throw new Error(`record ${sendId} exists but could not be read`);
+      if (cur.record.status === Status.queued && cur.record.event_id === env.id) {
+        // Our own earlier attempt: re-publish with the same Nats-Msg-Id (SENDS de-duplicates).
+        stored = cur;
+      } else if (cur.record.status === Status.queued || cur.record.status === Status.retrying || cur.record.status === Status.success) {
+        // In flight or delivered (e.g. the lock expired): never a second send.
+        metrics.duplicatesTotal.inc();
+        log().info({ status: cur.record.status, holder_event_id: cur.record.event_id }, "business key already in flight or sent: not re-sent");
+        return cur.record.event_id === env.id ? "in_flight" : "duplicate";
+      } else {
+        // Never delivered before (skipped, failed, dead): this event gets its chance.
+        const w = await deps.records.write(sendId, () => queued, { expected: cur, replay: true });
+        if (!w.written) {
+          log().info({ status: w.current?.record.status }, "record moved on: not re-sent");
+          return "duplicate";
+        }
+        stored = { record: w.record, revision: w.revision };
       }
-      stored = { record: w.record, revision: w.revision };
     }
-  }
 
-  // 3. Publish the job; the SENDS duplicate window makes a re-publish safe.
-  const ack = await publishJob(deps.publisher ?? deps.js, job, { recordRevision: stored.revision, traceparent });
-  if (!fresh || ack.duplicate) {
-    log().info({ duplicate: ack.duplicate }, "job re-published after a redelivery");
-    return "republished";
+    // 3. Publish the job; the SENDS duplicate window makes a re-publish safe.
+    const ack = await publishJob(deps.publisher ?? deps.js, job, { recordRevision: stored.revision, traceparent, body });
+    if (!fresh || ack.duplicate) {
+      log().info({ duplicate: ack.duplicate }, "job re-published after a redelivery");
+      return "republished";
+    }
+    return "queued";
+  } catch (err) {
+    // A size refused by the server (a stream's max_msg_size, a smaller max_payload after a
+    // reconnect) fails every retry; on the event's last delivery any error is final.
+    const reason = isTooLarge(err) ? FailReason.tooLarge : lastDelivery ? FailReason.dispatch : null;
+    if (!reason) throw err;
+    const message = reason === FailReason.tooLarge ? `job of ${body.length} bytes refused by the bus: ${(err as Error).message}` : `not published after ${DISPATCHER_MAX_DELIVER} deliveries: ${(err as Error).message}`;
+    await abandonKey(deps, lk, { failed: failedRecord(env, channel, sendId, template, language, reason, message), stored, lockRevision });
+    log().error({ err, reason }, "job not published: recorded failed, claim released");
+    return "failed";
   }
-  return "queued";
 }
 
-/** kv.create() on the lock; when it is taken, what holds it. */
-async function claimLock(deps: DispatcherDeps, key: string, value: Uint8Array): Promise<CreateResult> {
-  if (deps.lockWriter) return deps.lockWriter.createOrRead(key, value);
-  try {
-    return { created: true, revision: await deps.locks.create(key, value) };
-  } catch (err) {
-    if (!isWrongLastSequence(err)) throw err;
-    return { created: false, current: await deps.locks.get(key) };
-  }
+function failedRecord(env: EventEnvelope, channel: string, sendId: string, template: CompiledTemplate, language: string, reason: string, message: string): SendRecord {
+  return { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason, last_error: message };
 }

@@ -7,6 +7,9 @@ import type { Metrics } from "@notify/metrics";
 import { TemplateCache } from "@notify/templates";
 import { createDispatchHandler } from "./dispatch.js";
 
+/** nats-server's default, used until the server's INFO is known. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
 export interface DispatcherServiceOptions {
   nc: NatsConnection;
   log: Logger;
@@ -48,6 +51,7 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
     metrics: o.metrics,
     log: o.log,
     channels: o.channels,
+    maxPayload: () => o.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
     ...(o.afterClaim ? { afterClaim: o.afterClaim } : {}),
   });
   const actor = new Actor({ js, stream: Streams.events, consumer: Consumers.dispatcher, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
