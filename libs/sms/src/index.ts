@@ -1,0 +1,4 @@
+export { TencentSmsClient, TENCENT_SMS_ENDPOINT, SEND_SMS_ACTION, SEND_SMS_VERSION, SMS_SERVICE, type SmsSendResult, type SmsSendRequest, type SmsFailureKind, type TencentSmsOptions } from "./client.js";
+export { SmsCode, SmsErrorClass, classifySmsCode } from "./errors.js";
+export { maskPhone, maskPhonesIn } from "./mask.js";
+export { signTc3, tc3Date, TC3_ALGORITHM, type Tc3Input, type Tc3Signature } from "./sign.js";
