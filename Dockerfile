@@ -39,6 +39,7 @@ COPY tsconfig.json tsconfig.base.json ./
 COPY libs ./libs
 COPY tools ./tools
 COPY services ./services
+COPY db ./db
 RUN npm run build
 # Production dependencies only; TypeScript sources and build info are not needed at run
 # time (the packages' "default" export condition points at dist/).
