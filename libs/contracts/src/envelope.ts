@@ -7,6 +7,9 @@ const Id = (description: string) => Type.String({ minLength: 1, maxLength: 128, 
 export const RecipientSchema = Type.Object(
   {
     openid: Type.String({ minLength: 1, maxLength: 128, pattern: "^[\\w-]+$", description: "WeChat openid of the traveller" }),
+    phone: Type.Optional(
+      Type.String({ pattern: "^\\+[1-9][0-9]{6,14}$", maxLength: 16, description: "Mobile number in E.164 (+ country code, 7-15 digits), e.g. +8613812345678; used by SMS templates and the SMS fallback" }),
+    ),
     locale: Type.Optional(
       Type.String({ pattern: "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", maxLength: 35, description: "BCP 47 locale, e.g. en-US; falls back to the language, then zh-CN" }),
     ),
