@@ -1,5 +1,4 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import addFormatsModule from "ajv-formats";
+import type { ErrorObject } from "ajv";
 import Handlebars from "handlebars";
 import {
   DEFAULT_LANGUAGE,
@@ -8,12 +7,8 @@ import {
   type WeChatTemplatePayload,
 } from "@notify/contracts";
 import { TemplateError } from "./errors.js";
+import { compilePayloadSchema } from "./schema.js";
 
-// ajv-formats is CommonJS with a default export.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-
-// One ajv for all templates: compiling is the expensive part and happens once per revision.
-const ajv = addFormats(new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }));
 // An isolated Handlebars environment: no helper registered elsewhere can leak in.
 const hb = Handlebars.create();
 /** Only built-in helpers (if, each, with, unless, lookup); no HTML escaping — WeChat is not HTML. */
@@ -180,17 +175,9 @@ function plus(a: unknown, b: unknown): unknown {
   return (a as number) + (b as number);
 }
 
-function compileSchema(schema: Record<string, unknown>): ValidateFunction {
-  try {
-    return ajv.compile(schema);
-  } catch (err) {
-    throw new TemplateError(`payload_schema: ${(err as Error).message}`, "payload_schema", { cause: err });
-  }
-}
-
 /** Compiles a template; throws TemplateError naming the part that does not compile. */
 export function compileTemplate(template: Template, revision = 0): CompiledTemplate {
-  const validateFn = compileSchema(template.payload_schema);
+  const validateFn = compilePayloadSchema(template.payload_schema);
   const fields = Object.entries(template.data).map(([key, f]) => {
     const value = typeof f === "string" ? f : f.value;
     const color = typeof f === "string" ? undefined : f.color;
@@ -203,8 +190,8 @@ export function compileTemplate(template: Template, revision = 0): CompiledTempl
     template,
     revision,
     validate(data) {
-      if (validateFn(data)) return { ok: true, errors: [], missing: [] };
-      const errors = validateFn.errors ?? [];
+      const { ok, errors } = validateFn(data);
+      if (ok) return { ok: true, errors: [], missing: [] };
       const missing = errors.filter((e) => e.keyword === "required").map((e) => String((e.params as { missingProperty: string }).missingProperty));
       return { ok: false, errors, missing };
     },

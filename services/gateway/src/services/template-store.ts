@@ -57,7 +57,7 @@ export class TemplateStore {
     try {
       compileTemplate(template);
     } catch (err) {
-      if (err instanceof TemplateError) throw badRequest(err.message, { field: err.field });
+      if (err instanceof TemplateError) throw badRequest(err.message, { field: err.field, ...err.details });
       throw err;
     }
     return template;
@@ -159,7 +159,7 @@ export class TemplateStore {
         c = compileTemplate(stored.template, stored.revision);
       } catch (err) {
         // Only a value written around this API gets here: say which one, keep the rest of the API up.
-        if (err instanceof TemplateError) throw conflict(`stored template ${id} does not compile: ${err.message}; fix it with POST /notifications/templates`, { field: err.field });
+        if (err instanceof TemplateError) throw conflict(`stored template ${id} does not compile: ${err.message}; fix it with POST /notifications/templates`, { field: err.field, ...err.details });
         throw err;
       }
       if (this.compiled.size >= COMPILED_CACHE_SIZE) this.compiled.delete(this.compiled.keys().next().value!);
