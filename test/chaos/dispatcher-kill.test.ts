@@ -6,7 +6,7 @@ import { RecordStore, ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
-import { scrapeCounter } from "../support/processes.js";
+import { scrapeCounter, supportScript } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
 import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "../support/chaos.js";
 
@@ -32,7 +32,7 @@ t.test("chaos - dispatcher dies between the lock claim and the job publish: each
   t.teardown(() => procs.stopAll());
   const env = workerEnv(server.url, sim);
   await procs.startReady("sender", env);
-  const faulty = await procs.startReady("dispatcher", { ...env, DISPATCHER_FAULT: "exit_after_claim" }, "dispatcher-faulty");
+  const faulty = await procs.startReady("dispatcher", env, "dispatcher-faulty", 30_000, supportScript("dispatcher-exit-after-claim.mjs"));
 
   const events = Array.from({ length: EVENTS }, () => paidEvent());
   const elapsed = stopwatch();

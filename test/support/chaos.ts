@@ -182,14 +182,14 @@ export const CHAOS_BACKOFF_MS = [1500, 3000, 4500, 6000];
 export class Processes {
   readonly all: ServiceProcess[] = [];
 
-  start(name: ServiceName, env: Record<string, string>, label: string = name): ServiceProcess {
-    const p = startService(name, env, label);
+  start(name: ServiceName, env: Record<string, string>, label: string = name, script?: string): ServiceProcess {
+    const p = startService(name, env, label, script);
     this.all.push(p);
     return p;
   }
 
-  async startReady(name: ServiceName, env: Record<string, string>, label: string = name, timeoutMs = 30_000): Promise<ServiceProcess> {
-    const p = this.start(name, env, label);
+  async startReady(name: ServiceName, env: Record<string, string>, label: string = name, timeoutMs = 30_000, script?: string): Promise<ServiceProcess> {
+    const p = this.start(name, env, label, script);
     await p.ready(timeoutMs);
     return p;
   }

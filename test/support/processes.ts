@@ -67,13 +67,46 @@ export class ServiceProcess {
   }
 }
 
-export function startService(name: ServiceName, env: Record<string, string>, label: string = name): ServiceProcess {
-  const proc = spawn(process.execPath, [path.join(root, "services", name, "dist", "main.js")], {
+/** The built entry point of a service. */
+export function mainJs(name: ServiceName): string {
+  return path.join(root, "services", name, "dist", "main.js");
+}
+
+/** `script` defaults to the service's main.js; a test seam under test/support may stand in for it. */
+export function startService(name: ServiceName, env: Record<string, string>, label: string = name, script: string = mainJs(name)): ServiceProcess {
+  const proc = spawn(process.execPath, [script], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new ServiceProcess(label, proc);
+}
+
+/** A script of test/support (a test seam standing in for a main.js). */
+export function supportScript(file: string): string {
+  return path.join(root, "test", "support", file);
+}
+
+/**
+ * Runs a service's main.js to its exit with `env` only (no defaults), for start-up failures:
+ * the exit code and everything it printed.
+ */
+export function runToExit(name: ServiceName, env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [mainJs(name)], { cwd: root, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+  proc.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`${name} still running after ${timeoutMs} ms:\n${stdout}${stderr}`));
+    }, timeoutMs);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** Reads one counter's total (summed over labels matching `labels`) from a /metrics text. */

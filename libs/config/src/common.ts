@@ -21,9 +21,13 @@ export const LogEnv = {
   LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { default: "info" }),
 };
 
+/** A TCP port (0 = a free port), refused with a message that says so. */
+export const Port = (opts: { default: number; description?: string }) =>
+  Type.Integer({ minimum: 0, maximum: 65535, ...opts, "x-error": "must be a port number (0-65535)" });
+
 /** Workers serve /metrics, /healthz and /readyz on this port (0 = a free port). */
 export const MetricsEnv = {
-  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  METRICS_PORT: Port({ default: 9464 }),
   METRICS_HOST: Type.String({ default: "0.0.0.0" }),
 };
 

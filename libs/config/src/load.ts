@@ -33,7 +33,9 @@ export function loadConfig<P extends TProperties>(schema: TObject<P>, env: NodeJ
   for (const e of Value.Errors(schema, value)) {
     const path = e.instancePath.replace(/^\//, "").split("/")[0] ?? "";
     const name = path || (e.params as { requiredProperties?: string[] }).requiredProperties?.[0] || "(config)";
-    if (!problems.has(name)) problems.set(name, `${name}: ${e.message}${name in raw ? ` (got ${JSON.stringify(redactIfSecret(name, raw[name]))})` : " (not set)"}`);
+    // A schema may word its own refusal ("x-error"), e.g. Port's "must be a port number".
+    const own = (schema.properties[name] as { "x-error"?: string } | undefined)?.["x-error"];
+    if (!problems.has(name)) problems.set(name, `${name}: ${own ?? e.message}${name in raw ? ` (got ${JSON.stringify(redactIfSecret(name, raw[name]))})` : " (not set)"}`);
   }
   throw new ConfigError(`invalid configuration:\n  ${[...problems.values()].join("\n  ")}`, [...problems.keys()]);
 }

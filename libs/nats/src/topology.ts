@@ -270,3 +270,11 @@ function normalise(v: unknown): unknown {
   if (v === undefined) return 0;
   return v;
 }
+
+/**
+ * True for what ensureTopology returned (every main.ts ensures it at start-up, see
+ * @notify/runtime), false for options a service still has to apply (in-process use, tests).
+ */
+export function isTopology(t: TopologyOptions | Topology | false | undefined): t is Topology {
+  return typeof t === "object" && "jsm" in t && "buckets" in t;
+}

@@ -11,11 +11,6 @@ export const DispatcherConfigSchema = Type.Object({
   CHANNELS: CsvList({ default: ["wechat"] }),
   /** How long an idempotency claim lives (the notification_locks bucket TTL). */
   LOCK_TTL_MS: Type.Integer({ minimum: 0, default: 30 * 24 * 3600 * 1000 }),
-  /**
-   * Test-only fault hook: exit the process right after claiming the lock and before
-   * publishing the job, to prove the redelivery rule. Never set in production.
-   */
-  DISPATCHER_FAULT: Type.Optional(Type.Enum(["exit_after_claim"])),
 });
 export type DispatcherConfig = Static<typeof DispatcherConfigSchema>;
 

@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Consumers, Streams } from "@notify/contracts";
-import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, type TopologyOptions } from "@notify/nats";
+import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { TemplateCache } from "@notify/templates";
@@ -16,7 +16,8 @@ export interface DispatcherServiceOptions {
   metrics: Metrics;
   channels: readonly string[];
   concurrency: number;
-  topology?: TopologyOptions;
+  /** Ensured already (main.ts), or options to ensure it with. */
+  topology?: TopologyOptions | Topology;
   afterClaim?: (sendId: string) => Promise<void> | void;
 }
 
@@ -32,7 +33,7 @@ export interface DispatcherService {
 /** Wires the dispatcher: topology, template cache (KV watch), the pull actor on EVENTS. */
 export async function startDispatcher(o: DispatcherServiceOptions): Promise<DispatcherService> {
   // The sender consumers belong to the senders (their backoff follows the WeChat timeout).
-  const topo = await ensureTopology(o.nc, { ...o.topology, channels: [], log: o.log });
+  const topo = isTopology(o.topology) ? o.topology : await ensureTopology(o.nc, { ...o.topology, channels: [], log: o.log });
   const templates = new TemplateCache(topo.buckets.templates, {
     onInvalid: (key, err) => o.log.error({ key, err }, "stored template does not compile; ignored"),
     onChange: (key, op) => o.log.info({ key, op }, "template changed"),

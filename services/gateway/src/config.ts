@@ -1,12 +1,12 @@
 import { Type, type Static } from "typebox";
-import { ConfigError, CsvList, LogEnv, NatsEnv, loadConfig } from "@notify/config";
+import { ConfigError, CsvList, LogEnv, NatsEnv, Port, loadConfig } from "@notify/config";
 
 /** Every setting of the gateway, read from the environment (the README's operator contract). */
 export const GatewayConfigSchema = Type.Object({
   ...NatsEnv,
   ...LogEnv,
   GATEWAY_HOST: Type.String({ default: "0.0.0.0", description: "Interface the HTTP server binds" }),
-  GATEWAY_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: "HTTP port (0 = a free port)" }),
+  GATEWAY_PORT: Port({ default: 3000, description: "HTTP port (0 = a free port)" }),
   GATEWAY_API_KEYS: CsvList({ default: [], description: "Comma-separated bearer keys accepted on /notifications/*" }),
   GATEWAY_AUTH: Type.Enum(["on", "off"], { default: "on", description: "off disables the bearer check: local use only" }),
   GATEWAY_RATE_LIMIT: Type.Integer({

@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
-import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, type Topology, type TopologyOptions } from "@notify/nats";
+import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -17,7 +17,8 @@ export interface SenderServiceOptions {
   concurrency: number;
   retry: RetryPolicy;
   quotaParkMs: number;
-  topology?: TopologyOptions;
+  /** Ensured already (main.ts, which names this sender's channel), or options to ensure it with. */
+  topology?: TopologyOptions | Topology;
 }
 
 export interface SenderService {
@@ -29,11 +30,12 @@ export interface SenderService {
 
 /** One sender replica: a pull actor on `sender-<channel>`, shared with every other replica. */
 export async function startSender(o: SenderServiceOptions): Promise<SenderService> {
-  const channels = o.topology?.channels ?? ["wechat"];
-  const topo = await ensureTopology(o.nc, { ...o.topology, channels, log: o.log });
+  const given = o.topology;
+  const channels = isTopology(given) ? null : (given?.channels ?? ["wechat"]);
+  const topo = isTopology(given) ? given : await ensureTopology(o.nc, { ...given, channels: channels ?? [], log: o.log });
   const channel = o.createChannel(topo);
   const ch = channel.name;
-  if (!channels.includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
+  if (channels && !channels.includes(ch)) throw new Error(`channel ${ch} has no SENDS consumer: add it to the topology's channels`);
   const js = jetstream(o.nc);
   const consumer = Consumers.sender(ch);
   // Hot-path writes (record, sent fact, confirmed ack) go through one pipelined reply subscription.

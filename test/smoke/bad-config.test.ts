@@ -1,0 +1,28 @@
+import t from "tap";
+import { runToExit, type ServiceName } from "../support/processes.js";
+
+// Every main.ts goes through @notify/runtime: a bad variable stops it before anything
+// connects, with exit code 1 and one line that names the variable (no stack trace).
+const cases: { service: ServiceName; env: Record<string, string>; line: RegExp }[] = [
+  { service: "gateway", env: { GATEWAY_API_KEYS: "k", GATEWAY_PORT: "abc" }, line: /^gateway: invalid configuration: GATEWAY_PORT: must be a port number \(0-65535\) \(got "abc"\)$/ },
+  { service: "dispatcher", env: { METRICS_PORT: "abc" }, line: /^dispatcher: invalid configuration: METRICS_PORT: must be a port number \(0-65535\) \(got "abc"\)$/ },
+  { service: "sender", env: { METRICS_PORT: "70000" }, line: /^sender: invalid configuration: METRICS_PORT: must be a port number \(0-65535\) \(got "?70000"?\)$/ },
+  { service: "dlq-monitor", env: { METRICS_PORT: "abc" }, line: /^dlq-monitor: invalid configuration: METRICS_PORT: must be a port number \(0-65535\) \(got "abc"\)$/ },
+  // A check beyond the schema (the retry schedule against WeChat's 10-minute window) reads the same way.
+  { service: "sender", env: { WECHAT_TIMEOUT_MS: "30000" }, line: /^sender: WECHAT_TIMEOUT_MS, SENDER_ACK_BACKOFF_MS, RETRY_BASE_MS, RETRY_MAX_MS: the last retry can come \d+ s after the first/ },
+  // Two bad variables: both named, still one line.
+  { service: "dispatcher", env: { METRICS_PORT: "-1", LOG_LEVEL: "loud" }, line: /^dispatcher: invalid configuration: .*METRICS_PORT: must be a port number.*; .*LOG_LEVEL|^dispatcher: invalid configuration: .*LOG_LEVEL.*; .*METRICS_PORT: must be a port number/ },
+];
+
+for (const c of cases) {
+  t.test(`${c.service} - ${Object.keys(c.env).join(", ")}: exit 1 with one line naming it`, async (t) => {
+    // NATS_URL points nowhere: the config check must come before any connection attempt.
+    const run = await runToExit(c.service, { NATS_URL: "nats://127.0.0.1:1", ...c.env });
+    t.equal(run.code, 1, "exit code 1");
+    t.equal(run.stdout, "", "nothing on stdout");
+    const lines = run.stderr.split("\n").filter(Boolean);
+    t.equal(lines.length, 1, `one line on stderr:\n${run.stderr}`);
+    t.match(lines[0], c.line);
+    t.notMatch(run.stderr, /\n\s+at /, "no stack trace");
+  });
+}
