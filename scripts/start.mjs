@@ -122,16 +122,18 @@ async function seedTemplates(base, key) {
 async function main() {
   mkdirSync(dataDir, { recursive: true });
   if (env.SKIP_BUILD !== "1") build();
-  const { ensureNatsServer } = await import(path.join(root, "libs/nats-server/dist/index.js"));
+  const { findNatsServer, isSupportedVersion } = await import(path.join(root, "libs/nats-server/dist/index.js"));
 
   let natsUrl = env.NATS_URL;
   if (!natsUrl) {
-    const bin = ensureNatsServer({ log: say });
+    const { path: bin, version } = findNatsServer({ log: say });
     const conf = path.join(dataDir, "nats.conf");
-    // sync_interval: see deploy/nats/local.conf for the durability trade-off.
+    // sync_interval "1s": see deploy/nats/local.conf for the durability trade-off; 2.9
+    // rejects the field, so an older server (started with a warning) keeps its default.
+    const sync = isSupportedVersion(version) ? ` sync_interval: "1s",` : "";
     writeFileSync(
       conf,
-      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.natsMonitor}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))}, }`].join("\n") + "\n",
+      [`listen: 127.0.0.1:${ports.nats}`, `http: 127.0.0.1:${ports.natsMonitor}`, `server_name: local`, `jetstream { store_dir: ${JSON.stringify(path.join(dataDir, "nats"))},${sync} }`].join("\n") + "\n",
     );
     runProcess("nats", bin, ["-c", conf]);
     natsUrl = `nats://127.0.0.1:${ports.nats}`;

@@ -42,6 +42,8 @@ export interface FindOptions {
   cacheDir?: string;
   /** Searched after the PATH (default: the sbin and local dirs a non-root PATH often lacks). */
   extraDirs?: string[];
+  /** Debian suite to download from (default trixie, 2.10.27; bookworm is 2.9.10 for the compatibility run). */
+  suite?: string;
   /** Allow the apt download (default: only as root on Debian/Ubuntu with apt-get and dpkg-deb). */
   download?: boolean;
   log?: (msg: string) => void;
@@ -132,7 +134,8 @@ function run(cmd: string, args: string[], cwd?: string): void {
  * `dpkg-deb -x` only unpacks files). Package signatures are checked against the system's
  * Debian archive keys as usual. Returns the unpacked binary.
  */
-export function downloadNatsServer(cacheDir: string, log?: (msg: string) => void): string {
+export function downloadNatsServer(dir: string, log?: (msg: string) => void, suite = DEBIAN_SUITE): string {
+  const cacheDir = path.resolve(dir); // apt-get download runs in another directory
   const aptDir = path.join(cacheDir, "apt");
   const lists = path.join(aptDir, "lists");
   const archives = path.join(aptDir, "archives");
@@ -142,7 +145,7 @@ export function downloadNatsServer(cacheDir: string, log?: (msg: string) => void
   const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
   const signedBy = existsSync(keyring) ? ` [signed-by=${keyring}]` : "";
   const sources = path.join(aptDir, "sources.list");
-  writeFileSync(sources, `deb${signedBy} ${mirror} ${DEBIAN_SUITE} main\n`);
+  writeFileSync(sources, `deb${signedBy} ${mirror} ${suite} main\n`);
   const opts = [
     `-o`, `Dir::Etc::SourceList=${sources}`,
     `-o`, `Dir::Etc::SourceParts=/dev/null`,
@@ -150,10 +153,10 @@ export function downloadNatsServer(cacheDir: string, log?: (msg: string) => void
     `-o`, `Dir::Cache::Archives=${archives}`,
     `-o`, `APT::Sandbox::User=root`,
   ];
-  log?.(`nats-server: downloading Debian ${DEBIAN_SUITE}'s package into ${cacheDir} (private apt lists; the system is not changed)`);
+  log?.(`nats-server: downloading Debian ${suite}'s package into ${cacheDir} (private apt lists; the system is not changed)`);
   run("apt-get", [...opts, "-q", "update"]);
   for (const f of readdirSync(debs)) rmSync(path.join(debs, f), { force: true });
-  run("apt-get", [...opts, "-q", "download", `nats-server/${DEBIAN_SUITE}`], debs);
+  run("apt-get", [...opts, "-q", "download", `nats-server/${suite}`], debs);
   const deb = readdirSync(debs).find((f) => f.startsWith("nats-server_") && f.endsWith(".deb"));
   if (!deb) throw new Error(`apt-get download left no nats-server package in ${debs}`);
   // Unpack beside the final place, then rename: a concurrent finder sees all or nothing.
@@ -221,7 +224,7 @@ export function findNatsServer(opts: FindOptions = {}): FoundNatsServer {
   let downloadError = "";
   if (opts.download ?? canDownload()) {
     try {
-      return found(downloadNatsServer(cacheDir, opts.log), "download");
+      return found(downloadNatsServer(cacheDir, opts.log, opts.suite), "download");
     } catch (err) {
       downloadError = (err as Error).message;
       opts.log?.(`nats-server: the download failed: ${downloadError}`);
