@@ -32,14 +32,29 @@ const envelope = {
   data,
 };
 
-const nc = await connect({ servers: (process.env.NATS_URL ?? "nats://127.0.0.1:4222").split(","), noAsyncTraces: true });
-const js = jetstream(nc);
+const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+/** One line and exit 1: a newcomer's first run must say what is missing, not print a stack. */
+function fail(message) {
+  console.error(`publish:example: ${message}`);
+  process.exit(1);
+}
+const nc = await connect({ servers: natsUrl.split(","), noAsyncTraces: true, timeout: 3000, maxReconnectAttempts: 0 }).catch((err) =>
+  fail(`no NATS server at ${natsUrl} (${err.message}). Start the system with \`npm start\`, or set NATS_URL to the server it printed.`),
+);
+const js = jetstream(nc, { timeout: 5000 });
 // The event id is the Nats-Msg-Id: a publisher's retry inside 2 minutes is stored once.
-const ack = await js.publish(Subjects.event(event), JSON.stringify(envelope), { msgID: envelope.id });
-console.log(`published ${event} ${envelope.id} (stream seq ${ack.seq})`);
+const ack = await js.publish(Subjects.event(event), JSON.stringify(envelope), { msgID: envelope.id }).catch((err) =>
+  // The client words "no stream listens on this subject" as "jetstream is not enabled".
+  fail(
+    /jetstream is not enabled|no responders/i.test(err.message)
+      ? `no stream stores ${Subjects.event(event)} on NATS at ${natsUrl}: the services create it when they start (\`npm start\`)`
+      : `NATS at ${natsUrl} did not store the event (${err.message})`,
+  ),
+);
+console.log(`published ${event} ${envelope.id} (stream seq ${ack.seq}); following its send record for up to 20 s…`);
 
 const sendId = sendIdFor({ event, order_id: envelope.order_id, ticket_id: envelope.ticket_id, channel: "wechat" });
-const records = await new Kvm(js).open(Buckets.records);
+const records = await new Kvm(js).open(Buckets.records).catch((err) => fail(`cannot open the ${Buckets.records} bucket (${err.message})`));
 const deadline = Date.now() + 20_000;
 let last;
 while (Date.now() < deadline) {
@@ -50,6 +65,6 @@ while (Date.now() < deadline) {
   }
   await new Promise((r) => setTimeout(r, 100));
 }
-console.log(`send ${sendId}: ${last ? JSON.stringify(last, null, 2) : "no record yet"}`);
+console.log(`send ${sendId}: ${last ? JSON.stringify(last, null, 2) : "no record after 20 s: is the dispatcher running (npm start starts it)?"}`);
 await nc.close();
 process.exit(last?.status === "success" ? 0 : 1);

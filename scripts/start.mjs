@@ -169,7 +169,10 @@ async function main() {
   say("─".repeat(60));
   say(`Swagger UI:  ${base}/docs`);
   say(`API key:     ${key}   (Authorize → Bearer)`);
-  say(`Publish one: npm run publish:example -- order.paid`);
+  // Every follow-up command carries the ports this run uses (they may not be the defaults).
+  say(`Publish one: NATS_URL=${natsUrl} npm run publish:example -- order.paid`);
+  if (!realWeChat) say(`Delivered:   curl -s http://127.0.0.1:${ports.simulator}/_sim/messages`);
+  say(`Postman:     npx newman run postman/notification-orchestrator.postman_collection.json -e postman/local.postman_environment.json --env-var baseUrl=${base} --env-var apiKey=${key}`);
   say(`Metrics:     ${base}/metrics, http://127.0.0.1:${ports.metrics}..${ports.metrics + 3}/metrics`);
   say("Ctrl-C stops everything (data stays in ./data).");
   say("─".repeat(60));

@@ -11,6 +11,7 @@ import { createGatewayMetrics } from "./metrics.js";
 import authPlugin from "./plugins/auth.js";
 import errorHandler from "./plugins/error-handler.js";
 import httpMetrics from "./plugins/http-metrics.js";
+import requestLog from "./plugins/request-log.js";
 import security from "./plugins/security.js";
 import servicesPlugin from "./plugins/services.js";
 import swaggerPlugin from "./plugins/swagger.js";
@@ -48,6 +49,8 @@ export function buildApp(deps: AppDeps): GatewayApp {
   const app = Fastify({
     loggerInstance,
     bodyLimit: BODY_LIMIT,
+    // One line per answered request instead of Fastify's start/finish pair (plugins/request-log.ts).
+    disableRequestLogging: true,
     // Unknown fields in a template are a mistake to report (400), not to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
@@ -58,6 +61,7 @@ export function buildApp(deps: AppDeps): GatewayApp {
   const verifier = createKeyVerifier(deps.settings.apiKeys, deps.settings.auth === "on");
 
   void app.register(errorHandler);
+  void app.register(requestLog);
   void app.register(security, { rateLimitPerMinute: deps.settings.rateLimitPerMinute, verifier });
   void app.register(swaggerPlugin);
   void app.register(httpMetrics, { metrics: gatewayMetrics });

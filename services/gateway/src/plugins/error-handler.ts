@@ -28,6 +28,10 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
       });
     }
     const status = typeof e.statusCode === "number" ? e.statusCode : 500;
+    if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      const limit = request.routeOptions.bodyLimit;
+      return reply.code(413).send({ error: errorCode(413), message: `request body too large: the limit here is ${limit} bytes` });
+    }
     if (status >= 400 && status < 500) {
       return reply.code(status).send({ error: errorCode(status), message: e.message });
     }

@@ -4,6 +4,9 @@ import { HealthResponse, ReadyResponse } from "../schemas/health.js";
 
 /** Probes and metrics: open (no key), for Kubernetes and Prometheus. */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // A newcomer who opens the bare address lands on the API's documentation.
+  app.get("/", { schema: { hide: true } }, async (_request, reply) => reply.redirect("/docs"));
+
   app.get(
     "/healthz",
     { schema: { tags: ["Operations"], summary: "Liveness: the process is up", response: { 200: HealthResponse } } },
