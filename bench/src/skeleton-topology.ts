@@ -42,7 +42,7 @@ export const skeletonConsumers: { stream: string; config: Partial<ConsumerConfig
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       max_deliver: 5,
-      backoff: [15, 30, 60, 120].map((s) => nanos(s * SECOND)),
+      ack_wait: nanos(15 * SECOND),
       max_ack_pending: 1000,
     },
   },

@@ -5,7 +5,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { Buckets, Streams, Subjects, encodeJson, sendIdFor, templateKey, type EventEnvelope, type Template } from "@notify/contracts";
-import { JsPipeline, defaultSenderBackoff, ensureTopology } from "@notify/nats";
+import { JsPipeline, defaultSenderAckWait, ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { DEFAULT_APP_ID, DEFAULT_APP_SECRET, SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
 import { Proc, RedisServer, metricsUrl, root, spawnNode, startService, startSimulatorProc, track, untrack } from "./procs.js";
@@ -133,7 +133,7 @@ export class PipelineTrial implements Trial {
     const server = await NatsServer.start();
     track(server.pid);
     const [nc, sim] = await Promise.all([connect({ servers: server.url, noAsyncTraces: true, name: "bench" }), startSimulatorProc(o.simLatencyMs ?? 0, o.nodeArgs)]);
-    const topo = await ensureTopology(nc, { channels: ["wechat"], senderBackoffMs: defaultSenderBackoff(5000), senderMaxAckPending: 1000 });
+    const topo = await ensureTopology(nc, { channels: ["wechat"], senderAckWaitMs: defaultSenderAckWait(5000), senderMaxAckPending: 1000 });
     const t = benchTemplate();
     await topo.buckets.templates.put(templateKey(t.event, t.channel, t.language), encodeJson(t));
     const env = {

@@ -9,7 +9,6 @@ import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
 import {
-  CHAOS_BACKOFF_MS,
   Processes,
   percentile,
   publishReliably,
@@ -34,7 +33,7 @@ t.test("chaos - 3-node cluster, R3: the SENDS leader is killed mid-run, nothing 
   t.teardown(() => cluster.stop());
   const nc = await connect({ servers: cluster.urls, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc, { replicas: 3, senderBackoffMs: CHAOS_BACKOFF_MS });
+  const topo = await ensureTopology(nc, { replicas: 3 });
   const { jsm } = topo;
   const js = jetstream(nc);
   t.equal((await jsm.streams.info(Streams.sends)).config.num_replicas, 3, "SENDS is R3");

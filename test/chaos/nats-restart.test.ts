@@ -9,7 +9,6 @@ import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
 import {
-  CHAOS_BACKOFF_MS,
   Processes,
   publishReliably,
   putTemplate,
@@ -33,7 +32,7 @@ t.test("chaos - nats-server restarted (graceful, then kill -9) mid-run: services
   t.teardown(() => server.stop());
   const nc = await connect({ servers: server.url, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc, { senderBackoffMs: CHAOS_BACKOFF_MS });
+  const topo = await ensureTopology(nc);
   const js = jetstream(nc);
   const sim = await startSimulator();
   t.teardown(() => sim.close());

@@ -51,7 +51,7 @@ t.test("security - a full run at trace level: no secret value in any process out
   const settings: NatsSettings = { NATS_URL: [server.url], NATS_USER: "notify", NATS_PASS };
   const nc = await connectNats(settings, "chaos-security");
   t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc, { senderBackoffMs: [1100, 1200, 1300, 1400] });
+  const topo = await ensureTopology(nc);
   const records = new RecordStore(topo.buckets.records);
   const sim = await startSimulator({ appId: "wx-chaos-security", appSecret: APP_SECRET });
   t.teardown(() => sim.close());
@@ -71,7 +71,7 @@ t.test("security - a full run at trace level: no secret value in any process out
     NATS_PASS,
     WECHAT_APP_ID: "wx-chaos-security",
     WECHAT_APP_SECRET: APP_SECRET,
-    SENDER_ACK_BACKOFF_MS: "1100,1200,1300,1400",
+    SENDER_ACK_WAIT_MS: "1500",
     RETRY_BASE_MS: "20",
     LOG_LEVEL: "trace",
   });
@@ -241,14 +241,14 @@ t.test("security - events, jobs, records and facts on the bus carry no WeChat cr
   const settings: NatsSettings = { NATS_URL: [server.url] };
   const nc = await connectNats(settings, "chaos-bus");
   t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc, { senderBackoffMs: [1100, 1200, 1300, 1400] });
+  const topo = await ensureTopology(nc);
   const APP_SECRET = secret("bus-secret");
   const sim = await startSimulator({ appSecret: APP_SECRET });
   t.teardown(() => sim.close());
   await putTemplate(topo.buckets.templates, paidTemplate());
   const procs = new Processes();
   t.teardown(() => procs.stopAll());
-  const env = workerEnv(server.url, sim, { WECHAT_APP_SECRET: APP_SECRET, SENDER_ACK_BACKOFF_MS: "1100,1200,1300,1400" });
+  const env = workerEnv(server.url, sim, { WECHAT_APP_SECRET: APP_SECRET, SENDER_ACK_WAIT_MS: "1500" });
   await Promise.all([procs.startReady("dispatcher", env), procs.startReady("sender", env)]);
   const seen: string[] = [];
   const sub = nc.subscribe(">", {

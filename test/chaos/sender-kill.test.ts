@@ -9,7 +9,6 @@ import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import type { ServiceProcess } from "../support/processes.js";
 import {
-  CHAOS_BACKOFF_MS,
   Processes,
   deliveredShare,
   putTemplate,
@@ -32,7 +31,7 @@ t.test("chaos - sender processes killed with SIGKILL mid-flight: every key deliv
   t.teardown(() => server.stop());
   const nc = await connect({ servers: server.url, noAsyncTraces: true });
   t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc, { senderBackoffMs: CHAOS_BACKOFF_MS });
+  const topo = await ensureTopology(nc);
   const records = new RecordStore(topo.buckets.records);
   const js = jetstream(nc);
   const sim = await startSimulator();

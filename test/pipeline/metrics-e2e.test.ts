@@ -24,7 +24,7 @@ t.test("observability - every service's /metrics moves in an end-to-end run, and
   });
 
   const base = { NATS_URL: server.url, LOG_LEVEL: "debug" };
-  const wechat = { WECHAT_API_BASE: sim.url, WECHAT_APP_ID: "wx-metrics", WECHAT_APP_SECRET: APP_SECRET, WECHAT_TIMEOUT_MS: "1000", RETRY_BASE_MS: "20", SENDER_ACK_BACKOFF_MS: "1500,2000,2500,3000" };
+  const wechat = { WECHAT_API_BASE: sim.url, WECHAT_APP_ID: "wx-metrics", WECHAT_APP_SECRET: APP_SECRET, WECHAT_TIMEOUT_MS: "1000", RETRY_BASE_MS: "20", SENDER_ACK_WAIT_MS: "1500" };
   const procs: ServiceProcess[] = [
     startService("gateway", { ...base, GATEWAY_PORT: "0", GATEWAY_HOST: "127.0.0.1", GATEWAY_API_KEYS: API_KEY }),
     startService("dispatcher", base),

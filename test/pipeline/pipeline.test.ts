@@ -9,7 +9,7 @@ let stack: Stack;
 
 t.before(async () => {
   // Small delays so five retries take well under a second.
-  stack = await Stack.start({ senders: 1, retryBaseMs: 20, senderBackoffMs: [2000, 3000, 4000, 5000] });
+  stack = await Stack.start({ senders: 1, retryBaseMs: 20, senderAckWaitMs: 2000 });
   await stack.putTemplate(paidTemplate());
   await stack.putTemplate(paidTemplate({ language: "en", template_id: "TPL_PAID_EN", data: { thing1: "{{title}}", amount2: "CNY {{amount}}" } }));
   await stack.putTemplate(paidTemplate({ event: "order.cancelled", template_id: "TPL_CANCEL", enabled: false }));

@@ -12,7 +12,7 @@ t.test("pipeline - two sender processes share one consumer and deliver each mess
   await stack.putTemplate(paidTemplate());
   stack.sim.setFault({ kind: "latency", ms: 5 });
 
-  const env = { NATS_URL: stack.server.url, WECHAT_API_BASE: stack.sim.url, WECHAT_APP_ID: stack.sim.appId, WECHAT_APP_SECRET: "local-simulator-secret", SENDER_CONCURRENCY: "16", SENDER_ACK_BACKOFF_MS: "10000,20000,30000,40000", WECHAT_TIMEOUT_MS: "2000" };
+  const env = { NATS_URL: stack.server.url, WECHAT_API_BASE: stack.sim.url, WECHAT_APP_ID: stack.sim.appId, WECHAT_APP_SECRET: "local-simulator-secret", SENDER_CONCURRENCY: "16", SENDER_ACK_WAIT_MS: "10000", WECHAT_TIMEOUT_MS: "2000" };
   const senders: ServiceProcess[] = [startService("sender", env, "sender-a"), startService("sender", env, "sender-b")];
   t.teardown(async () => { await Promise.all(senders.map((s) => s.stop())); });
   const urls = (await Promise.all(senders.map((s) => s.ready()))).map((l) => String(l.metrics));

@@ -163,7 +163,7 @@ export function workerEnv(natsUrl: string | readonly string[], sim: Simulator, e
     WECHAT_APP_ID: sim.appId,
     WECHAT_APP_SECRET: "local-simulator-secret",
     WECHAT_TIMEOUT_MS: "1000",
-    SENDER_ACK_BACKOFF_MS: CHAOS_BACKOFF_MS.join(","),
+    SENDER_ACK_WAIT_MS: String(CHAOS_ACK_WAIT_MS),
     RETRY_BASE_MS: "50",
     RETRY_JITTER: "0",
     SENDER_CONCURRENCY: "32",
@@ -172,8 +172,8 @@ export function workerEnv(natsUrl: string | readonly string[], sim: Simulator, e
   };
 }
 
-/** Ack-wait redelivery schedule for a sender that dies mid-job: each entry > WECHAT_TIMEOUT_MS. */
-export const CHAOS_BACKOFF_MS = [1500, 3000, 4500, 6000];
+/** Ack wait of the sender consumer: a job held by a sender that died comes back after this (> WECHAT_TIMEOUT_MS). */
+export const CHAOS_ACK_WAIT_MS = 1500;
 
 /**
  * Every service process a test file starts, so one teardown ends them all (SIGKILL for

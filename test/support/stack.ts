@@ -15,8 +15,10 @@ export interface StackOptions {
   senders?: number;
   senderConcurrency?: number;
   retryBaseMs?: number;
-  /** Ack-wait backoff of the sender consumer (small in tests). */
-  senderBackoffMs?: number[];
+  /** RETRY_JITTER of the senders (default 0: exact delays). */
+  retryJitter?: number;
+  /** Ack wait of the sender consumer (small in tests). */
+  senderAckWaitMs?: number;
   wechatTimeoutMs?: number;
   dispatcher?: boolean;
   /** Shared server to reuse (a test file may run several stacks against one server). */
@@ -45,7 +47,7 @@ export class Stack {
   static async start(opts: StackOptions = {}): Promise<Stack> {
     const server = opts.server ?? (await NatsServer.start());
     const nc = await connect({ servers: server.url, noAsyncTraces: true });
-    const topoOpts: TopologyOptions = { senderBackoffMs: opts.senderBackoffMs ?? [2000, 4000, 8000, 16000] };
+    const topoOpts: TopologyOptions = {};
     const topo = await ensureTopology(nc, topoOpts);
     const sim = await startSimulator();
     const log = opts.log ?? createLogger({ name: "stack", level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -74,9 +76,9 @@ export class Stack {
           metrics: this.metrics,
         }),
       concurrency: o.senderConcurrency ?? 32,
-      retry: { baseMs: o.retryBaseMs ?? 50, maxMs: 2000, jitter: 0 },
+      retry: { baseMs: o.retryBaseMs ?? 50, maxMs: 2000, jitter: o.retryJitter ?? 0 },
       quotaParkMs: 60_000,
-      topology: { senderBackoffMs: o.senderBackoffMs ?? [2000, 4000, 8000, 16000] },
+      topology: { senderAckWaitMs: o.senderAckWaitMs ?? 2000 },
     });
     this.senders.push(sender);
     return sender;

@@ -5,3 +5,4 @@ export * from "./records.js";
 export * from "./templates.js";
 export * from "./codec.js";
 export * from "./trace.js";
+export * from "./backoff.js";

@@ -80,6 +80,8 @@ export interface SendRecord {
   errors?: unknown[] | undefined;
   sent_at?: string | undefined;
   wechat_msgid?: string | undefined;
+  /** While `retrying`: when the next attempt is due (the nak delay or the end of a quota park). */
+  next_attempt_at?: string | undefined;
   occurred_at: string | null;
   updated_at: string;
 }

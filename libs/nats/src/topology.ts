@@ -31,14 +31,14 @@ export interface TopologyOptions {
   replicas?: number;
   /**
    * Channels whose SENDS consumer this caller owns and creates (only senders pass this:
-   * the consumer's backoff follows the sender's WeChat timeout). Default none.
+   * the consumer's ack wait follows the sender's WeChat timeout). Default none.
    */
   channels?: readonly string[];
   /**
-   * Ack-wait redelivery schedule of sender consumers (used when a sender dies mid-job).
-   * At most max_deliver - 1 entries, each larger than the WeChat HTTP timeout.
+   * Ack wait of sender consumers: how long a job held by a sender that died mid-call
+   * waits before another replica gets it. Larger than the WeChat HTTP timeout.
    */
-  senderBackoffMs?: number[];
+  senderAckWaitMs?: number;
   /** Bounds the jobs in flight across all replicas of one channel's senders. */
   senderMaxAckPending?: number;
   /** TTL of idempotency locks; 0 keeps them forever. */
@@ -49,16 +49,23 @@ export interface TopologyOptions {
   log?: Logger | undefined;
 }
 
-/** Default ack-wait backoff for a given WeChat timeout: 3×, 6×, 12×, 24× the timeout. */
-export function defaultSenderBackoff(wechatTimeoutMs: number): number[] {
-  const first = Math.max(3 * wechatTimeoutMs, 5 * SECOND);
-  return [first, first * 2, first * 4, first * 8];
+/**
+ * Default ack wait of a sender consumer: 3× the WeChat timeout (at least 5 s), so a job in
+ * a live sender (token fetch, send, one resend after a token refresh) is rarely handed to a
+ * second replica, and a dead sender's job comes back within three time-outs.
+ *
+ * Sender consumers have no `backoff`: the retry schedule is the sender's own `nak(delay)`.
+ * On nats-server 2.9 a consumer `backoff` is added to every delayed nak (see
+ * docs/DECISIONS.md), so the configured schedule would not be the one that happens.
+ */
+export function defaultSenderAckWait(wechatTimeoutMs: number): number {
+  return Math.max(3 * wechatTimeoutMs, 5 * SECOND);
 }
 
 interface Resolved {
   replicas: number;
   channels: readonly string[];
-  senderBackoffMs: number[];
+  senderAckWaitMs: number;
   senderMaxAckPending: number;
   lockTtlMs: number;
   dlqMaxAgeMs: number;
@@ -69,15 +76,13 @@ function resolve(o: TopologyOptions): Resolved {
   const r: Resolved = {
     replicas: o.replicas ?? 1,
     channels: o.channels ?? [],
-    senderBackoffMs: o.senderBackoffMs ?? defaultSenderBackoff(5 * SECOND),
+    senderAckWaitMs: o.senderAckWaitMs ?? defaultSenderAckWait(5 * SECOND),
     senderMaxAckPending: o.senderMaxAckPending ?? 1000,
     lockTtlMs: o.lockTtlMs ?? 30 * DAY,
     dlqMaxAgeMs: o.dlqMaxAgeMs ?? 30 * DAY,
     onMismatch: o.onMismatch ?? "warn",
   };
-  if (r.senderBackoffMs.length >= SENDER_MAX_DELIVER) {
-    throw new RangeError(`sender backoff needs fewer than ${SENDER_MAX_DELIVER} entries (max_deliver must exceed them)`);
-  }
+  if (!Number.isFinite(r.senderAckWaitMs) || r.senderAckWaitMs < SECOND) throw new RangeError(`sender ack wait must be at least 1 s, not ${r.senderAckWaitMs}`);
   return r;
 }
 
@@ -140,7 +145,7 @@ export function consumerConfigs(o: TopologyOptions = {}): { stream: string; conf
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         max_deliver: SENDER_MAX_DELIVER,
-        backoff: r.senderBackoffMs.map(nanos),
+        ack_wait: nanos(r.senderAckWaitMs),
         max_ack_pending: r.senderMaxAckPending,
       },
     });
@@ -151,6 +156,8 @@ export function consumerConfigs(o: TopologyOptions = {}): { stream: string; conf
 export interface TopologyReport {
   created: string[];
   existing: string[];
+  /** Existing resources brought to the wanted config (a sender consumer's old `backoff`). */
+  updated: string[];
   differences: TopologyDifference[];
 }
 
@@ -168,7 +175,7 @@ export interface Topology {
 export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions = {}): Promise<Topology> {
   const r = resolve(opts);
   const jsm = await jetstreamManager(nc);
-  const report: TopologyReport = { created: [], existing: [], differences: [] };
+  const report: TopologyReport = { created: [], existing: [], updated: [], differences: [] };
 
   for (const cfg of streamConfigs(opts)) await ensureStream(jsm, cfg, report);
   const kvm = new Kvm(jetstream(nc));
@@ -182,6 +189,7 @@ export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions =
     opts.log?.warn({ differences: report.differences }, "existing NATS resources differ from the wanted config; left unchanged");
   }
   if (report.created.length) opts.log?.info({ created: report.created }, "nats topology created");
+  if (report.updated.length) opts.log?.info({ updated: report.updated }, "nats topology updated: consumer backoff removed, ack wait set");
   return {
     jsm,
     report,
@@ -245,15 +253,23 @@ async function ensureBucket(jsm: JetStreamManager, kvm: Kvm, spec: BucketSpec, r
 
 async function ensureConsumer(jsm: JetStreamManager, stream: string, want: Partial<ConsumerConfig>, report: TopologyReport): Promise<void> {
   const name = want.durable_name!;
+  let info;
   try {
-    const info = await jsm.consumers.info(stream, name);
-    report.existing.push(`consumer ${stream}/${name}`);
-    diff(`consumer ${stream}/${name}`, want, info.config as unknown as Record<string, unknown>, ["filter_subject", "ack_policy", "ack_wait", "max_deliver", "backoff", "max_ack_pending"], report);
+    info = await jsm.consumers.info(stream, name);
   } catch (err) {
     if (!isConsumerNotFound(err)) throw err;
     await jsm.consumers.add(stream, want);
     report.created.push(`consumer ${stream}/${name}`);
+    return;
   }
+  report.existing.push(`consumer ${stream}/${name}`);
+  if (info.config.backoff?.length && !want.backoff) {
+    // Made by an earlier version with a `backoff`, which nats-server 2.9 adds to every
+    // delayed nak: converge on the plain ack wait so the retry schedule is the sender's.
+    info = await jsm.consumers.update(stream, name, { backoff: undefined, ...(want.ack_wait !== undefined ? { ack_wait: want.ack_wait } : {}) });
+    report.updated.push(`consumer ${stream}/${name}`);
+  }
+  diff(`consumer ${stream}/${name}`, want, info.config as unknown as Record<string, unknown>, ["filter_subject", "ack_policy", "ack_wait", "max_deliver", "backoff", "max_ack_pending"], report);
 }
 
 function diff(resource: string, want: Record<string, unknown>, have: Record<string, unknown>, fields: string[], report: TopologyReport): void {

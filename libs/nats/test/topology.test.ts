@@ -1,9 +1,10 @@
 import t from "tap";
-import { connect } from "@nats-io/transport-node";
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy } from "@nats-io/jetstream";
+import { connect, nanos } from "@nats-io/transport-node";
+import { AckPolicy, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy } from "@nats-io/jetstream";
 import { NatsCluster, NatsServer } from "@notify/nats-server";
-import { Buckets, Consumers, Streams } from "@notify/contracts";
-import { TopologyMismatchError, ensureTopology, isWrongLastSequence } from "@notify/nats";
+import { Buckets, Consumers, Streams, Subjects } from "@notify/contracts";
+import { TopologyMismatchError, defaultSenderAckWait, ensureTopology, isWrongLastSequence } from "@notify/nats";
+import { serverBinaries } from "../../../test/support/servers.js";
 
 t.test("topology - created on a single server, second call is a no-op", async (t) => {
   const server = await NatsServer.start();
@@ -27,8 +28,39 @@ t.test("topology - created on a single server, second call is a no-op", async (t
   t.equal(sends.config.retention, RetentionPolicy.Workqueue);
   const sender = await jsm.consumers.info(Streams.sends, Consumers.sender("wechat"));
   t.equal(sender.config.max_deliver, 5);
-  t.ok((sender.config.backoff?.length ?? 0) < 5, "backoff has fewer entries than max_deliver");
+  t.notOk(sender.config.backoff?.length, "no backoff: the sender's delayed naks are the retry schedule");
+  t.equal(sender.config.ack_wait, nanos(defaultSenderAckWait(5000)), "a plain ack wait, 3× the default WeChat timeout");
 });
+
+// Both supported server versions: 2.9 adds a consumer backoff to every delayed nak.
+for (const { binary, version } of serverBinaries()) {
+  t.test(`topology - a sender consumer made with a backoff by an older version is updated to the plain ack wait (nats-server ${version})`, async (t) => {
+    const server = await NatsServer.start({ binary });
+    t.teardown(() => server.stop());
+    const nc = await connect({ servers: server.url, noAsyncTraces: true });
+    t.teardown(() => nc.close());
+    await ensureTopology(nc);
+    const jsm = await jetstreamManager(nc);
+    const name = Consumers.sender("wechat");
+    // The shape earlier versions created.
+    await jsm.consumers.add(Streams.sends, {
+      durable_name: name,
+      filter_subject: Subjects.send("wechat"),
+      ack_policy: AckPolicy.Explicit,
+      max_deliver: 5,
+      backoff: [15_000, 30_000, 60_000, 120_000].map(nanos),
+      max_ack_pending: 1000,
+    });
+    const { report } = await ensureTopology(nc, { channels: ["wechat"], senderAckWaitMs: 3000, onMismatch: "fail" });
+    t.same(report.updated, [`consumer ${Streams.sends}/${name}`]);
+    t.same(report.differences, [], "nothing left that differs");
+    const ci = await jsm.consumers.info(Streams.sends, name);
+    t.notOk(ci.config.backoff?.length, "backoff removed");
+    t.equal(ci.config.ack_wait, nanos(3000), "ack wait set");
+    const again = await ensureTopology(nc, { channels: ["wechat"], senderAckWaitMs: 3000 });
+    t.same(again.report.updated, [], "converged: the second start changes nothing");
+  });
+}
 
 t.test("topology - kv.create on an existing key is refused with code 10071", async (t) => {
   const server = await NatsServer.start();

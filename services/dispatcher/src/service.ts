@@ -32,7 +32,7 @@ export interface DispatcherService {
 
 /** Wires the dispatcher: topology, template cache (KV watch), the pull actor on EVENTS. */
 export async function startDispatcher(o: DispatcherServiceOptions): Promise<DispatcherService> {
-  // The sender consumers belong to the senders (their backoff follows the WeChat timeout).
+  // The sender consumers belong to the senders (their ack wait follows the WeChat timeout).
   const topo = isTopology(o.topology) ? o.topology : await ensureTopology(o.nc, { ...o.topology, channels: [], log: o.log });
   const templates = new TemplateCache(topo.buckets.templates, {
     onInvalid: (key, err) => o.log.error({ key, err }, "stored template does not compile; ignored"),

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from "undici";
-import type { AlertFact } from "@notify/contracts";
+import { backoffDelay, type AlertFact } from "@notify/contracts";
 import type { Logger } from "@notify/log";
 
 export interface WebhookOptions {
@@ -33,11 +33,6 @@ export class WebhookError extends Error {
   ) {
     super(message, opts);
   }
-}
-
-/** `base · 2^(retry-1)`, capped. Pure. */
-export function webhookBackoff(retry: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, retry - 1));
 }
 
 /**
@@ -135,7 +130,7 @@ export class AlertWebhook {
           this.opts.onOutcome?.("failed", attempt);
           return;
         }
-        const delay = webhookBackoff(attempt, backoffMs, maxBackoffMs);
+        const delay = backoffDelay(attempt, { baseMs: backoffMs, maxMs: maxBackoffMs, jitter: 0 });
         log.warn({ attempt, status: e.status, error: e.message, retry_in_ms: delay }, "alert webhook failed: retrying");
         await abortableDelay(delay, this.abort.signal);
       }

@@ -17,8 +17,8 @@ import { waitFor } from "../../../test/support/wait.js";
 
 export { waitFor };
 
-/** Ack-wait backoff of the test sender consumers: small, so five deliveries take well under a second. */
-export const TEST_BACKOFF_MS = [100, 200, 300, 400];
+/** Ack wait of the test sender consumers: small, so a job left unacked comes back quickly. */
+export const TEST_ACK_WAIT_MS = 1000;
 
 export interface Env {
   server: NatsServer;
@@ -33,7 +33,7 @@ export interface Env {
 export async function startEnv(channels: string[], serverOpts: Parameters<typeof NatsServer.start>[0] = {}, token?: string): Promise<Env> {
   const server = await NatsServer.start(serverOpts);
   const nc = await connect({ servers: server.url, noAsyncTraces: true, ...(token ? { token } : {}) });
-  const topo = await ensureTopology(nc, { channels, senderBackoffMs: TEST_BACKOFF_MS });
+  const topo = await ensureTopology(nc, { channels, senderAckWaitMs: TEST_ACK_WAIT_MS });
   return {
     server,
     nc,

@@ -1,7 +1,7 @@
 import t from "tap";
-import { FailReason, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
+import { FailReason, Subjects, backoffDelay, encodeJson, type AlertFact } from "@notify/contracts";
 import { ConfigError } from "@notify/config";
-import { AlertRules, AlertWebhook, loadDlqMonitorConfig, settingsFromConfig, toObservation, webhookBackoff, webhookOrigin, type Observation } from "@notify/dlq-monitor";
+import { AlertRules, AlertWebhook, loadDlqMonitorConfig, settingsFromConfig, toObservation, webhookOrigin, type Observation } from "@notify/dlq-monitor";
 import { captureLogger, startWebhookServer } from "../test-support/helpers.js";
 
 const MIN = 60_000;
@@ -91,7 +91,7 @@ t.test("alerts - facts are read from notification.> subjects", async (t) => {
 });
 
 t.test("alerts - webhook backoff doubles and is capped; only the origin is shown", async (t) => {
-  t.same([1, 2, 3, 4, 5].map((i) => webhookBackoff(i, 1000, 5000)), [1000, 2000, 4000, 5000, 5000]);
+  t.same([1, 2, 3, 4, 5].map((i) => backoffDelay(i, { baseMs: 1000, maxMs: 5000, jitter: 0 })), [1000, 2000, 4000, 5000, 5000], "the shared back-off, without jitter");
   t.equal(webhookOrigin("https://hooks.example.com/services/T0/B0/secret?key=k"), "https://hooks.example.com");
   t.equal(webhookOrigin("not a url"), "[invalid url]");
 });

@@ -1,7 +1,7 @@
 import { Type, type Static } from "typebox";
-import { CsvList, LogEnv, MetricsEnv, NatsEnv, WeChatEnv, loadConfig } from "@notify/config";
-import { SENDER_MAX_DELIVER, WECHAT_DEDUP_WINDOW_MS, defaultSenderBackoff } from "@notify/nats";
-import { worstCaseRetrySpanMs } from "./retry.js";
+import { ConfigError, LogEnv, MetricsEnv, NatsEnv, WeChatEnv, loadConfig } from "@notify/config";
+import { backoffDelay, type BackoffPolicy } from "@notify/contracts";
+import { SENDER_MAX_DELIVER, WECHAT_DEDUP_WINDOW_MS, defaultSenderAckWait } from "@notify/nats";
 
 export const SenderConfigSchema = Type.Object({
   ...NatsEnv,
@@ -14,33 +14,57 @@ export const SenderConfigSchema = Type.Object({
   SENDER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
   /** Bounds jobs in flight across all replicas (the consumer's max_ack_pending). */
   SENDER_MAX_ACK_PENDING: Type.Integer({ minimum: 1, default: 1000 }),
-  /** First retry delay; doubles per attempt (1s, 2s, 4s, 8s by default). */
+  /** Wait after failed attempt n: RETRY_BASE_MS·2^(n-1) ± RETRY_JITTER, capped at RETRY_MAX_MS (1, 2, 4, 8 s by default). */
   RETRY_BASE_MS: Type.Integer({ minimum: 1, default: 1000 }),
   RETRY_MAX_MS: Type.Integer({ minimum: 1, default: 60_000 }),
   RETRY_JITTER: Type.Number({ minimum: 0, maximum: 1, default: 0.2 }),
   /**
-   * Ack-wait redelivery schedule when a sender dies mid-job (the consumer's backoff),
-   * at most 4 entries, each above WECHAT_TIMEOUT_MS. Default: 3×, 6×, 12×, 24× the timeout.
+   * The consumer's ack wait: when a sender dies mid-job, another replica gets the job after
+   * this long. Above WECHAT_TIMEOUT_MS; default 3× WECHAT_TIMEOUT_MS (at least 5 s).
    */
-  SENDER_ACK_BACKOFF_MS: Type.Optional(CsvList()),
+  SENDER_ACK_WAIT_MS: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** How long a job waits after WeChat's daily quota (45009) is exhausted. */
   QUOTA_PARK_MS: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
 });
 export type SenderConfig = Static<typeof SenderConfigSchema>;
 
+/** The retry schedule as configured. */
+export function retryPolicy(c: SenderConfig): BackoffPolicy {
+  return { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER };
+}
+
+export function senderAckWaitMs(c: SenderConfig): number {
+  return c.SENDER_ACK_WAIT_MS ?? defaultSenderAckWait(c.WECHAT_TIMEOUT_MS);
+}
+
+/**
+ * The longest a job can take from its first attempt to its last: each gap is at most the
+ * ack wait (a call, or a dead sender) plus the longest nak delay the policy allows.
+ */
+export function retrySpanBoundMs(policy: BackoffPolicy, ackWaitMs: number, maxDeliver = SENDER_MAX_DELIVER): number {
+  let span = 0;
+  for (let n = 1; n < maxDeliver; n++) span += ackWaitMs + backoffDelay(n, policy, () => 1);
+  return span;
+}
+
 export function loadSenderConfig(env: NodeJS.ProcessEnv = process.env): SenderConfig {
-  const c = loadConfig(SenderConfigSchema, env);
-  const backoff = c.SENDER_ACK_BACKOFF_MS?.map(Number);
-  if (backoff && (backoff.length > 4 || backoff.some((b) => !Number.isFinite(b) || b <= c.WECHAT_TIMEOUT_MS))) {
-    throw new Error(`SENDER_ACK_BACKOFF_MS: at most 4 numbers, each above WECHAT_TIMEOUT_MS (${c.WECHAT_TIMEOUT_MS})`);
+  if (env.SENDER_ACK_BACKOFF_MS) {
+    throw new ConfigError("invalid configuration:\n  SENDER_ACK_BACKOFF_MS: removed (the consumer no longer has a backoff); set SENDER_ACK_WAIT_MS instead, or nothing", ["SENDER_ACK_BACKOFF_MS"]);
   }
-  // The whole retry schedule stays inside WeChat's client_msg_id window.
-  const policy = { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER };
-  const span = worstCaseRetrySpanMs(policy, backoff ?? defaultSenderBackoff(c.WECHAT_TIMEOUT_MS), c.WECHAT_TIMEOUT_MS, SENDER_MAX_DELIVER);
+  const c = loadConfig(SenderConfigSchema, env);
+  const ackWait = senderAckWaitMs(c);
+  if (ackWait <= c.WECHAT_TIMEOUT_MS) {
+    throw new ConfigError(`invalid configuration:\n  SENDER_ACK_WAIT_MS: must exceed WECHAT_TIMEOUT_MS (${c.WECHAT_TIMEOUT_MS}), got ${ackWait}`, ["SENDER_ACK_WAIT_MS"]);
+  }
+  // Every retry must land inside WeChat's client_msg_id window, or a retry after a lost
+  // answer could deliver the message twice.
+  const span = retrySpanBoundMs(retryPolicy(c), ackWait);
   if (span > WECHAT_DEDUP_WINDOW_MS) {
-    throw new Error(
-      `WECHAT_TIMEOUT_MS, SENDER_ACK_BACKOFF_MS, RETRY_BASE_MS, RETRY_MAX_MS: the last retry can come ${Math.round(span / 1000)} s after the first, ` +
+    const vars = ["RETRY_BASE_MS", "RETRY_MAX_MS", "SENDER_ACK_WAIT_MS", "WECHAT_TIMEOUT_MS"];
+    throw new ConfigError(
+      `invalid configuration:\n  ${vars.join(", ")}: the last retry can come ${Math.round(span / 1000)} s after the first, ` +
         `beyond WeChat's ${WECHAT_DEDUP_WINDOW_MS / 60_000}-minute client_msg_id window (a retry after a lost answer could deliver twice); shorten them`,
+      vars,
     );
   }
   return c;

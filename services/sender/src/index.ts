@@ -1,6 +1,5 @@
 export * from "./channels/channel.js";
 export * from "./channels/wechat.js";
 export * from "./config.js";
-export * from "./retry.js";
 export * from "./send.js";
 export * from "./service.js";

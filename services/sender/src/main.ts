@@ -1,17 +1,16 @@
-import { defaultSenderBackoff } from "@notify/nats";
 import { runService } from "@notify/runtime";
 import { createWeChatChannel } from "./channels/wechat.js";
-import { loadSenderConfig } from "./config.js";
+import { loadSenderConfig, retryPolicy, senderAckWaitMs } from "./config.js";
 import { startSender } from "./service.js";
 
 // The only file that reads the environment, listens and handles signals (@notify/runtime).
 await runService({
   name: "sender",
   loadConfig: loadSenderConfig,
-  // This sender's consumer: its ack-wait backoff follows the WeChat timeout.
+  // This sender's consumer: its ack wait follows the WeChat timeout.
   topology: (c) => ({
     channels: [c.SENDER_CHANNEL],
-    senderBackoffMs: c.SENDER_ACK_BACKOFF_MS?.map(Number) ?? defaultSenderBackoff(c.WECHAT_TIMEOUT_MS),
+    senderAckWaitMs: senderAckWaitMs(c),
     senderMaxAckPending: c.SENDER_MAX_ACK_PENDING,
   }),
   start: async ({ config: c, nc, log, metrics, topology }) => {
@@ -23,7 +22,7 @@ await runService({
       createChannel: ({ buckets }) =>
         createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY }),
       concurrency: c.SENDER_CONCURRENCY,
-      retry: { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER },
+      retry: retryPolicy(c),
       quotaParkMs: c.QUOTA_PARK_MS,
     });
     return { ...service, readyFields: { wechat: c.WECHAT_API_BASE } };

@@ -6,8 +6,11 @@ import {
   Headers,
   Status,
   Subjects,
+  backoffDelay,
   encodeJson,
   parseTraceparent,
+  recordFromJob,
+  type BackoffPolicy,
   type SendJob,
   type SendRecord,
   type SentFact,
@@ -16,7 +19,6 @@ import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, ty
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
-import { retryDelay, type RetryPolicy } from "./retry.js";
 
 /** A job parked for a provider quota carries the attempts already made and when to try again. */
 export const PARK_HEADERS = { notBefore: "Notify-Not-Before", attemptsBefore: "Notify-Attempts-Before" } as const;
@@ -29,29 +31,13 @@ export interface SenderDeps {
   channel: Channel;
   metrics: Metrics;
   log: Logger;
-  retry: RetryPolicy;
+  /** The retry schedule: failed attempt n waits `backoffDelay(n, retry)` (a delayed nak). */
+  retry: BackoffPolicy;
+  /** Jitter source (tests). */
+  random?: () => number;
   /** How long a job waits after the provider's daily quota is exhausted (45009). */
   quotaParkMs: number;
   onAlert?: (kind: "quota_exceeded", channel: string, message: string) => void;
-}
-
-/** The queued record as the dispatcher wrote it, rebuilt from the job (for a CAS without a read). */
-export function recordFromJob(job: SendJob): SendRecord {
-  return {
-    send_id: job.send_id,
-    event_id: job.event_id,
-    event: job.event,
-    order_id: job.order_id,
-    ticket_id: job.ticket_id,
-    channel: job.channel,
-    language: job.language,
-    template_id: job.template_id,
-    openid: job.openid,
-    status: Status.queued,
-    attempts: 0,
-    occurred_at: job.occurred_at,
-    updated_at: new Date().toISOString(),
-  };
 }
 
 /**
@@ -109,7 +95,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       const [w] = await Promise.all([
         records.write(
           job.send_id,
-          (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, updated_at: at }),
+          (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, next_attempt_at: undefined, updated_at: at }),
           expected ? { expected } : {},
         ),
         publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(Headers.traceparent)),
@@ -130,7 +116,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent, source_seq: msg.seq }, h?.get(Headers.traceparent));
       const w = await records.write(
         job.send_id,
-        (c) => withChanges(c ?? recordFromJob(job), { status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, updated_at: now.toISOString() }),
+        (c) => withChanges(c ?? recordFromJob(job), { status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, next_attempt_at: undefined, updated_at: now.toISOString() }),
         expected ? { expected } : {},
       );
       if (w.written) {
@@ -143,26 +129,34 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     }
 
     const error = `${outcome.code}: ${outcome.error}`;
+    // When the next attempt is due: after a quota park, after the back-off, or never from
+    // this sender (the last delivery: the DLQ monitor takes the job, so no delay either).
+    const last = delivery >= SENDER_MAX_DELIVER;
+    const waitMs = outcome.kind === "quota" ? deps.quotaParkMs : last ? 0 : backoffDelay(attempts, deps.retry, deps.random);
+    const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
     await records.write(
       job.send_id,
-      (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts, last_error: error, updated_at: now.toISOString() }),
+      (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts, last_error: error, next_attempt_at: nextAttemptAt, updated_at: now.toISOString() }),
       expected ? { expected } : {},
     );
 
     if (outcome.kind === "quota") {
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
-      await park(deps, job, attempts, h?.get(Headers.traceparent));
+      await park(deps, job, attempts, now.getTime() + waitMs, h?.get(Headers.traceparent));
       deps.onAlert?.("quota_exceeded", ch, error);
-      log().warn({ code: outcome.code, park_ms: deps.quotaParkMs }, "provider quota exhausted: job parked");
+      log().warn({ code: outcome.code, park_ms: waitMs, next_attempt_at: nextAttemptAt }, "provider quota exhausted: job parked");
       return Decisions.ack(true);
     }
 
     metrics.retryTotal.inc({ channel: ch });
-    const delay = retryDelay(attempts, deps.retry);
-    if (delivery >= SENDER_MAX_DELIVER) log().warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
-    else log().info({ code: outcome.code, error: outcome.error, retry_in_ms: delay }, "retryable failure");
-    return Decisions.nak(delay);
+    if (last) {
+      log().warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
+      return Decisions.nak();
+    }
+    log().info({ code: outcome.code, error: outcome.error, retry_in_ms: waitMs, next_attempt_at: nextAttemptAt }, "retryable failure");
+    // The consumer has no backoff, so nats-server redelivers after exactly this delay.
+    return Decisions.nak(waitMs);
   };
 }
 
@@ -192,9 +186,8 @@ function traceHeaders(traceparent: string | null | undefined) {
   return h;
 }
 
-async function park(deps: SenderDeps, job: SendJob, attempts: number, traceparent: string | null | undefined): Promise<void> {
+async function park(deps: SenderDeps, job: SendJob, attempts: number, notBefore: number, traceparent: string | null | undefined): Promise<void> {
   const h = traceHeaders(traceparent);
-  const notBefore = Date.now() + deps.quotaParkMs;
   h.set(PARK_HEADERS.notBefore, String(notBefore));
   h.set(PARK_HEADERS.attemptsBefore, String(attempts));
   h.set(Headers.sendId, job.send_id);

@@ -1,11 +1,10 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, Consumers, Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
+import { Buckets, Consumers, Streams, Subjects, encodeJson, type AlertFact, type BackoffPolicy } from "@notify/contracts";
 import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
-import type { RetryPolicy } from "./retry.js";
 import { createSendHandler } from "./send.js";
 
 export interface SenderServiceOptions {
@@ -15,7 +14,9 @@ export interface SenderServiceOptions {
   /** Builds the channel once the topology (e.g. the shared token bucket) exists. */
   createChannel: (topo: Topology) => Channel;
   concurrency: number;
-  retry: RetryPolicy;
+  retry: BackoffPolicy;
+  /** Jitter source (tests). */
+  random?: () => number;
   quotaParkMs: number;
   /** Ensured already (main.ts, which names this sender's channel), or options to ensure it with. */
   topology?: TopologyOptions | Topology;
@@ -48,6 +49,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     metrics: o.metrics,
     log: o.log,
     retry: o.retry,
+    ...(o.random ? { random: o.random } : {}),
     quotaParkMs: o.quotaParkMs,
     onAlert: (kind, channel, message) => {
       const fact: AlertFact = { kind, channel, message, value: 1, threshold: 1, at: new Date().toISOString() };
