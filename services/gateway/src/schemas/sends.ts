@@ -19,6 +19,7 @@ export const SendRecordSchema = Type.Object(
     errors: Type.Optional(Type.Array(Type.Unknown())),
     sent_at: Type.Optional(Type.String()),
     wechat_msgid: Type.Optional(Type.String()),
+    next_attempt_at: Type.Optional(Type.String({ description: "While retrying: when the next attempt is due" })),
     occurred_at: Type.Union([Type.String(), Type.Null()]),
     updated_at: Type.String(),
   },
