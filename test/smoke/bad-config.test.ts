@@ -9,7 +9,9 @@ const cases: { service: ServiceName; env: Record<string, string>; line: RegExp }
   { service: "sender", env: { METRICS_PORT: "70000" }, line: /^sender: invalid configuration: METRICS_PORT: must be a port number \(0-65535\) \(got "?70000"?\)$/ },
   { service: "dlq-monitor", env: { METRICS_PORT: "abc" }, line: /^dlq-monitor: invalid configuration: METRICS_PORT: must be a port number \(0-65535\) \(got "abc"\)$/ },
   // A check beyond the schema (the retry schedule against WeChat's 10-minute window) reads the same way.
-  { service: "sender", env: { WECHAT_TIMEOUT_MS: "30000" }, line: /^sender: WECHAT_TIMEOUT_MS, SENDER_ACK_BACKOFF_MS, RETRY_BASE_MS, RETRY_MAX_MS: the last retry can come \d+ s after the first/ },
+  { service: "sender", env: { RETRY_BASE_MS: "120000", RETRY_MAX_MS: "300000" }, line: /^sender: invalid configuration: RETRY_BASE_MS, RETRY_MAX_MS, SENDER_ACK_WAIT_MS, WECHAT_TIMEOUT_MS: the last retry can come \d+ s after the first/ },
+  // A removed variable is refused by name, with its replacement, not silently ignored.
+  { service: "sender", env: { SENDER_ACK_BACKOFF_MS: "15000,30000" }, line: /^sender: invalid configuration: SENDER_ACK_BACKOFF_MS: removed .*SENDER_ACK_WAIT_MS/ },
   // Two bad variables: both named, still one line.
   { service: "dispatcher", env: { METRICS_PORT: "-1", LOG_LEVEL: "loud" }, line: /^dispatcher: invalid configuration: .*METRICS_PORT: must be a port number.*; .*LOG_LEVEL|^dispatcher: invalid configuration: .*LOG_LEVEL.*; .*METRICS_PORT: must be a port number/ },
 ];
