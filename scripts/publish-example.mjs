@@ -19,7 +19,8 @@ const data = {
   "order.paid": { amount: 128.5, title: "West Lake night tour" },
   "order.cancelled": { title: "West Lake night tour", reason: "Weather" },
   "ticket.refunded": { amount: 64, title: "West Lake night tour" },
-  "ticket.expired": { title: "West Lake night tour", expired_at: new Date().toISOString() },
+  // WeChat's time keywords take "2026-11-24 16:00" (Beijing time), not ISO 8601.
+  "ticket.expired": { title: "West Lake night tour", expired_at: new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 16).replace("T", " ") },
   "ticket.redeemed": { title: "West Lake night tour", venue: "Pier 3" },
 }[event];
 const envelope = {

@@ -53,6 +53,8 @@ export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
 export const FailReason = {
   schema: "schema",
   render: "render",
+  /** A rendered value breaks WeChat's keyword rule and the template's policy rejects it. */
+  fieldRule: "field_rule",
   permanent: "wechat_permanent",
   maxDeliveries: "max_deliveries",
   /** The rendered job is larger than the bus accepts (the limit is in `last_error`). */

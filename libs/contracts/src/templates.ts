@@ -11,6 +11,17 @@ export const TemplateFieldSchema = Type.Union([
   ),
 ]);
 
+/**
+ * What the dispatcher does with a rendered value that breaks WeChat's keyword rule:
+ * `truncate` repairs what cutting can repair (and rejects the rest), `reject` records the
+ * send `failed` with reason `field_rule`.
+ */
+export const FieldPolicySchema = Type.Union([Type.Literal("truncate"), Type.Literal("reject")], {
+  default: "truncate",
+  description: "truncate: a thing value is cut to 19 characters + …, line breaks removed; reject: the send is recorded failed (field_rule)",
+});
+export type FieldPolicy = Static<typeof FieldPolicySchema>;
+
 export const MiniprogramSchema = Type.Object(
   { appid: Type.String({ minLength: 1, maxLength: 64 }), pagepath: Type.Optional(Type.String({ maxLength: 512 })) },
   { additionalProperties: false },
@@ -34,6 +45,7 @@ export const TemplateInputSchema = Type.Object(
     ),
     url: Type.Optional(Type.String({ maxLength: 1024, description: "Handlebars expression for the link" })),
     miniprogram: Type.Optional(MiniprogramSchema),
+    field_policy: Type.Optional(FieldPolicySchema),
   },
   { additionalProperties: false },
 );
@@ -50,5 +62,7 @@ export interface Template {
   data: Record<string, string | { value: string; color?: string }>;
   url?: string;
   miniprogram?: { appid: string; pagepath?: string };
+  /** Absent on templates stored before it existed: `truncate`. */
+  field_policy?: FieldPolicy;
   updated_at: string;
 }

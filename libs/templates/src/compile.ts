@@ -55,6 +55,7 @@ export function normalizeTemplate(input: TemplateInput, now = new Date()): Templ
   };
   if (input.url !== undefined) t.url = input.url;
   if (input.miniprogram !== undefined) t.miniprogram = input.miniprogram;
+  if (input.field_policy !== undefined) t.field_policy = input.field_policy;
   return t;
 }
 

@@ -29,7 +29,7 @@ import {
 } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
-import type { CompiledTemplate, TemplateCache } from "@notify/templates";
+import { DEFAULT_FIELD_POLICY, enforceFieldRules, type CompiledTemplate, type TemplateCache } from "@notify/templates";
 import { abandonKey, claimKey } from "./claim.js";
 import { parseEnvelope, rejectedRecordId } from "./envelope.js";
 
@@ -187,6 +187,16 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     log().warn({ err }, "render failed");
     return "failed";
   }
+
+  // WeChat's keyword rules (47003 otherwise, never retryable): truncate or reject per template.
+  const checked = enforceFieldRules(job.payload, template.template.field_policy ?? DEFAULT_FIELD_POLICY);
+  if (!checked.ok) {
+    const message = checked.rejected.map((f) => f.message).join("; ");
+    await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason: FailReason.fieldRule, last_error: message, errors: checked.rejected });
+    log().warn({ reason: FailReason.fieldRule, fields: checked.rejected.map((f) => `${f.field}:${f.rule}:${f.problem}`) }, "a value breaks its WeChat keyword rule");
+    return "failed";
+  }
+  job.payload = checked.payload;
 
   // The job's size is known before the key is claimed: a job the bus cannot carry never
   // holds the key (a later, smaller event for it is sent).

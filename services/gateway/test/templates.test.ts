@@ -1,6 +1,6 @@
 import t from "tap";
 import { templateKey } from "@notify/contracts";
-import { TemplateCache } from "@notify/templates";
+import { TemplateCache, enforceFieldRules } from "@notify/templates";
 import { AUTH, appFor, paidTemplate, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
@@ -40,8 +40,10 @@ t.test("gateway - create, list and preview round-trip", async (t) => {
     template_id: "TPL_PAID_V1",
     url: "https://m.example.com/orders/O-1001",
     client_msg_id: p.send_id,
-    data: { thing1: { value: "West Lake night tour" }, amount2: { value: "¥128.5", color: "#173177" } },
-  }, "the exact WeChat payload, rendered by @notify/templates");
+    data: { thing1: { value: "West Lake night tour" }, amount2: { value: "¥128.5" } },
+  }, "the exact WeChat payload, rendered by @notify/templates (the colour is not sent)");
+  t.same(p.violations.map((v: { field: string; problem: string; action: string }) => [v.field, v.problem, v.action]), [["amount2", "color", "drop"]], "the dropped colour is reported");
+  t.equal(p.field_policy, "truncate", "the default policy");
   t.match(p.send_id, /^snd_[0-9a-f]{32}$/);
   t.equal(p.template.language, "zh-CN", "en-US → en → zh-CN fallback");
   t.equal(p.would_send, true);
@@ -203,7 +205,8 @@ t.test("gateway - a template edited through the API is used by the dispatcher wi
   t.equal(compiled.render({ ...ctx, order_id: "O-9" }).data.thing1!.value, "Order O-9 cancelled: Lake tour", "and renders with it");
 
   const preview = await app.inject({ method: "POST", url: "/notifications/preview", headers: AUTH, payload: { event: "order.cancelled", order_id: "O-9", openid: "o1", data: ctx.data } });
-  t.same(preview.json().payload.data, compiled.render({ ...ctx, order_id: "O-9" }).data, "preview and dispatcher render the same payload");
+  t.same(preview.json().payload.data, enforceFieldRules(compiled.render({ ...ctx, order_id: "O-9" })).payload.data, "preview and dispatcher render the same payload");
+  t.equal(preview.json().payload.data.thing1.value, "Order O-9 cancelled…", "30 characters in a thing: cut to 19 + …");
 
   const del = await app.inject({ method: "DELETE", url: "/notifications/templates/order.cancelled/wechat/zh-CN", headers: AUTH });
   t.equal(del.statusCode, 204);

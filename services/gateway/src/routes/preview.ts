@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { languageCandidates, sendIdFor } from "@notify/contracts";
+import { FailReason, SkipReason, languageCandidates, sendIdFor } from "@notify/contracts";
+import { DEFAULT_FIELD_POLICY, enforceFieldRules } from "@notify/templates";
 import { notFound, unprocessable } from "../errors.js";
 import { errors } from "../schemas/common.js";
 import { PreviewBody, PreviewResponse } from "../schemas/preview.js";
@@ -14,7 +15,8 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Render notification payload for QA",
         description:
           "Resolves the template like the dispatcher (locale exact → language → zh-CN), validates `data` against its " +
-          "payload_schema and renders the WeChat payload. 404 when no template matches; 422 with the ajv errors when `data` misses fields.",
+          "payload_schema, renders the WeChat payload and applies WeChat's keyword rules under the template's field_policy: " +
+          "`payload` is what WeChat would receive, `violations` lists each broken rule with the policy's action. 404 when no template matches; 422 with the ajv errors when `data` misses fields.",
         body: PreviewBody,
         response: { 200: PreviewResponse, ...errors(400, 404, 409, 422) },
       },
@@ -31,7 +33,7 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw unprocessable("data does not satisfy the template's payload_schema", { missing: v.missing, errors: v.errors });
       }
       const sendId = order_id ? sendIdFor({ event, order_id, ticket_id: ticket_id ?? null, channel }) : undefined;
-      const payload = compiled.render({
+      const rendered = compiled.render({
         openid,
         data,
         event,
@@ -39,11 +41,18 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}),
       });
       const t = compiled.template;
+      // The dispatcher's own step after rendering: WeChat's keyword rules under the template's policy.
+      const policy = t.field_policy ?? DEFAULT_FIELD_POLICY;
+      const checked = enforceFieldRules(rendered, policy);
+      const wouldRecord = !t.enabled ? `skipped: ${SkipReason.disabled}` : !checked.ok ? `failed: ${FailReason.fieldRule}` : undefined;
       return {
-        payload,
+        payload: checked.payload,
         template: { event: t.event, channel: t.channel, language: t.language, template_id: t.template_id, enabled: t.enabled, revision: compiled.revision },
         ...(sendId ? { send_id: sendId } : {}),
-        would_send: t.enabled,
+        field_policy: policy,
+        violations: checked.findings,
+        would_send: wouldRecord === undefined,
+        ...(wouldRecord ? { would_record: wouldRecord } : {}),
       };
     },
   );

@@ -26,7 +26,9 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Upsert notification templates and channel config",
         description:
           "Keyed by (event, channel, language). `payload_schema` must compile with ajv and every Handlebars expression in " +
-          "`data`, `url` and `miniprogram.pagepath` must compile, else 400 naming the part. Send the ETag you read as " +
+          "`data`, `url` and `miniprogram.pagepath` must compile, else 400 naming the part. A literal keyword value must " +
+          "satisfy WeChat's rule for its type (the prefix: thing ≤ 20 characters, amount, time, …), else 400 naming the field " +
+          "and rule; `first`/`remark` keys and colours are stored but reported in `warnings` and never sent. Send the ETag you read as " +
           "`If-Match` to make sure nobody edited it meanwhile (412 otherwise); `If-None-Match: *` creates only.",
         headers: ConditionalHeaders,
         body: TemplateBody,
@@ -45,7 +47,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply
         .code(saved.created ? 201 : 200)
         .header("etag", etag(saved.revision))
-        .send({ template: view(saved), created: saved.created });
+        .send({ template: view(saved), created: saved.created, warnings: saved.warnings });
     },
   );
 

@@ -27,6 +27,18 @@ export const WeChatPayloadSchema = Type.Object(
   { description: "The body of WeChat's message/template/send call (without the access token)" },
 );
 
+/** A keyword value against WeChat's rule for its type, and what the template's policy does. */
+export const FieldFindingSchema = Type.Object(
+  {
+    field: Type.String({ description: "The keyword, e.g. thing1" }),
+    rule: Type.String({ description: "The rule its prefix selects (thing, amount, time, …), or obsolete_key / color" }),
+    problem: Type.Enum(["empty", "line_break", "too_long", "format", "obsolete_key", "color"]),
+    message: Type.String(),
+    action: Type.Enum(["truncate", "reject", "drop"], { description: "truncate: sent cut; reject: the send is recorded failed (field_rule); drop: not sent" }),
+  },
+  { additionalProperties: false },
+);
+
 export const PreviewResponse = Type.Object(
   {
     payload: WeChatPayloadSchema,
@@ -39,7 +51,10 @@ export const PreviewResponse = Type.Object(
       revision: Type.Integer(),
     }),
     send_id: Type.Optional(Type.String({ description: "The send_id of (event, order_id, ticket_id, channel) when order_id is given" })),
-    would_send: Type.Boolean({ description: "false when the template is disabled: the dispatcher records skipped instead" }),
+    field_policy: Type.Enum(["truncate", "reject"], { description: "The template's policy for values that break WeChat's keyword rules" }),
+    violations: Type.Array(FieldFindingSchema, { description: "Each value that breaks its keyword rule, dropped key and dropped colour, with the policy's action" }),
+    would_send: Type.Boolean({ description: "false when the template is disabled (recorded skipped) or a violation rejects the send (recorded failed, field_rule)" }),
+    would_record: Type.Optional(Type.String({ description: "When would_send is false: the record the dispatcher writes, e.g. `skipped: disabled`, `failed: field_rule`" })),
   },
   { description: "Rendered payload" },
 );

@@ -1,5 +1,6 @@
 import { Type } from "typebox";
-import { CHANNELS, EVENT_TYPES, MiniprogramSchema, TemplateFieldSchema, TemplateInputSchema } from "@notify/contracts";
+import { CHANNELS, EVENT_TYPES, FieldPolicySchema, MiniprogramSchema, TemplateFieldSchema, TemplateInputSchema } from "@notify/contracts";
+import { FieldFindingSchema } from "./preview.js";
 import { Locale } from "./common.js";
 
 /** The admin contract's upsert body (event, channel, template_id required; enabled defaults to true). */
@@ -15,6 +16,7 @@ const templateFields = {
     data: Type.Record(Type.String(), TemplateFieldSchema, { description: "WeChat keyword → Handlebars expression" }),
     url: Type.Optional(Type.String()),
     miniprogram: Type.Optional(MiniprogramSchema),
+    field_policy: Type.Optional(FieldPolicySchema),
     updated_at: Type.String({ format: "date-time" }),
 };
 
@@ -23,7 +25,15 @@ export const StoredTemplateSchema = Type.Object(
   { description: "A stored template" },
 );
 
-export const TemplateWriteResponse = (description: string) => Type.Object({ template: StoredTemplateSchema, created: Type.Boolean() }, { description });
+export const TemplateWriteResponse = (description: string) =>
+  Type.Object(
+    {
+      template: StoredTemplateSchema,
+      created: Type.Boolean(),
+      warnings: Type.Array(FieldFindingSchema, { description: "Stored but never sent: `first`/`remark` keys and colours, which WeChat no longer shows" }),
+    },
+    { description },
+  );
 
 export const TemplateListQuery = Type.Object({
   event: Type.Optional(Type.Enum(EVENT_TYPES)),

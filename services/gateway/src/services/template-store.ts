@@ -8,7 +8,7 @@ import {
   type TemplateInput,
 } from "@notify/contracts";
 import { isWrongLastSequence } from "@notify/nats";
-import { TemplateError, compileTemplate, normalizeTemplate, type CompiledTemplate } from "@notify/templates";
+import { TemplateError, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
 import { badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
 
 export interface StoredTemplate {
@@ -51,8 +51,12 @@ export class TemplateStore {
 
   constructor(readonly kv: KV) {}
 
-  /** Normalises and compiles, or throws 400 naming the part that does not compile. */
-  prepare(input: TemplateInput): Template {
+  /**
+   * Normalises and compiles, or throws 400 naming the part that does not compile or the
+   * literal keyword value that breaks WeChat's rule for its type. Returns the warnings
+   * (`first`/`remark` keys, colours: stored, never sent).
+   */
+  prepare(input: TemplateInput): { template: Template; warnings: FieldFinding[] } {
     const template = normalizeTemplate(input);
     try {
       compileTemplate(template);
@@ -60,11 +64,18 @@ export class TemplateStore {
       if (err instanceof TemplateError) throw badRequest(err.message, { field: err.field, ...err.details });
       throw err;
     }
-    return template;
+    const fields = checkTemplateFields(template.data);
+    const bad = fields.errors[0];
+    if (bad) throw badRequest(`data.${bad.message}`, { field: `data.${bad.field}`, rule: bad.rule, violations: fields.errors });
+    return { template, warnings: fields.warnings };
   }
 
-  async upsert(input: TemplateInput, cond: WriteCondition = {}): Promise<StoredTemplate & { created: boolean }> {
-    const template = this.prepare(input);
+  async upsert(input: TemplateInput, cond: WriteCondition = {}): Promise<StoredTemplate & { created: boolean; warnings: FieldFinding[] }> {
+    const { template, warnings } = this.prepare(input);
+    return { ...(await this.write(template, cond)), warnings };
+  }
+
+  private async write(template: Template, cond: WriteCondition): Promise<StoredTemplate & { created: boolean }> {
     const key = templateKey(template.event, template.channel, template.language);
     const value = encodeJson(template);
     try {
