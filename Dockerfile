@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every service of the notification orchestrator. The service is chosen
-# by the command (DESIGN §10):
+# by the command:
 #
 #   docker run IMAGE node services/gateway/dist/main.js
 #   docker run IMAGE node services/dispatcher/dist/main.js
@@ -18,6 +18,8 @@
 # Override the command (Compose `command:`, Kubernetes `args:`), never the entrypoint;
 # if you must replace the entrypoint, run with `docker run --init` instead.
 
+# The base of every stage: Node 20 on Debian with apt-get, npm in the build stages. A build
+# argument, so a test can build on a locally made image (test/compose/run.sh).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- manifests: only the package.json files, so `npm ci` is cached until they change ---
@@ -49,9 +51,11 @@ RUN npm prune --omit=dev \
 
 # --- runtime ---
 FROM ${NODE_IMAGE} AS runtime
-RUN apt-get update \
+# tini from the distribution, unless the base image already has it.
+RUN command -v tini >/dev/null \
+ || (apt-get update \
  && apt-get install -y --no-install-recommends tini \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/*)
 ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root and read-only for the service user: the app cannot rewrite its own code.

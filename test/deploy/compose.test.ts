@@ -2,6 +2,7 @@ import t from "tap";
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parse as parseYaml } from "yaml";
 import {
   METRICS_PORT as DEFAULT_METRICS_PORT,
   SERVICES,
@@ -13,7 +14,6 @@ import {
   get,
   isObj,
   listAt,
-  loadYaml,
   mainOf,
   natsBlock,
   natsConfText,
@@ -31,7 +31,9 @@ const SIMULATOR = "wechat-simulator";
 const METRICS_PORT = String(DEFAULT_METRICS_PORT);
 
 /** The model as written (merge keys resolved), and Compose's own model when the CLI works. */
-const models: { source: string; model: Obj }[] = [{ source: "parsed", model: loadYaml("docker-compose.yml") }];
+// Parsed as Compose reads it with no variables set: `${VAR:-default}` becomes the default.
+const composeText = readFileSync(at("docker-compose.yml"), "utf8");
+const models: { source: string; model: Obj }[] = [{ source: "parsed", model: parseYaml(composeText.replace(/\$\{\w+:-([^}]*)\}/g, "$1"), { merge: true }) as Obj }];
 const composeSkip = composeUnavailable();
 if (!composeSkip) {
   const r = run("docker", ["compose", "-f", "docker-compose.yml", "config", "--format", "json"]);
@@ -218,4 +220,11 @@ t.test("compose - the single-node local config documents sync_interval and keeps
   t.match(natsValue(natsBlock(text, "jetstream") ?? "", "store_dir") ?? "", /^\.\/data\//, "store under the ignored data folder");
   t.match(raw, /sync_interval/, "sync_interval is documented");
   t.match(readFileSync(at(".gitignore"), "utf8"), /^data\/$/m, "data/ is ignored by git");
+});
+
+t.test("compose - base images are variables with public defaults (offline runs point them at local images)", async (t) => {
+  for (const [v, def] of [["NATS_IMAGE", "nats:2.10-alpine"], ["NODE_IMAGE", "node:20-bookworm-slim"], ["APP_IMAGE", "notify-orchestrator:local"]]) {
+    t.ok(composeText.includes(`\${${v}:-${def}}`), `\${${v}:-${def}}`);
+  }
+  t.match(readFileSync(at("Dockerfile"), "utf8"), /^ARG NODE_IMAGE=node:20-bookworm-slim$/m, "the Dockerfile's base is the NODE_IMAGE build argument");
 });
