@@ -218,27 +218,37 @@ export class NatsCluster {
     return cluster;
   }
 
-  /** Resolves when every running node reports the same JetStream meta leader. */
+  /**
+   * Resolves when every running node reports the same JetStream meta leader and the
+   * leader sees every other node as a current peer. Agreement alone is not enough on
+   * 2.10: a stream with replicas created before the peers are current fails with
+   * "insufficient resources".
+   */
   async waitForMetaLeader(timeoutMs = 30_000): Promise<string> {
+    type Meta = { leader?: string; replicas?: Array<{ current?: boolean }> };
     const deadline = Date.now() + timeoutMs;
     let last = "";
     while (Date.now() < deadline) {
       try {
-        const leaders = await Promise.all(
+        const metas = await Promise.all(
           this.servers.map(async (s) => {
             const r = await fetch(`${s.monitorUrl}/jsz`);
-            const j = (await r.json()) as { meta_cluster?: { leader?: string; cluster_size?: number } };
-            return j.meta_cluster?.leader ?? "";
+            const j = (await r.json()) as { meta_cluster?: Meta };
+            return j.meta_cluster ?? {};
           }),
         );
+        const leaders = metas.map((m) => m.leader ?? "");
         last = leaders.join(",");
-        if (leaders[0] && leaders.every((l) => l === leaders[0])) return leaders[0];
+        const agreed = leaders[0] && leaders.every((l) => l === leaders[0]);
+        // Only the leader's /jsz lists the replicas.
+        const peers = metas.find((m) => m.replicas)?.replicas ?? [];
+        if (agreed && peers.length === this.servers.length - 1 && peers.every((p) => p.current)) return leaders[0]!;
       } catch (err) {
         last = String(err);
       }
       await sleep(100);
     }
-    throw new Error(`cluster did not agree on a meta leader in ${timeoutMs}ms (last: ${last})`);
+    throw new Error(`cluster did not agree on a meta leader with current peers in ${timeoutMs}ms (last: ${last})`);
   }
 
   /** Kills node i (SIGKILL) and keeps its store for a later restart. */
