@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { EventEnvelope, Template } from "@notify/contracts";
+import type { EventEnvelope, Template, TemplateInput } from "@notify/contracts";
 import { normalizeTemplate } from "@notify/templates";
 
 let n = 0;
@@ -19,17 +19,24 @@ export function paidEvent(over: Partial<EventEnvelope> = {}): EventEnvelope {
   };
 }
 
+/** The example order.paid template as an admin posts it (`POST /notifications/templates`); override any field. */
+export function paidTemplateBody(over: Record<string, unknown> = {}): TemplateInput & Record<string, unknown> {
+  return {
+    event: "order.paid",
+    channel: "wechat",
+    template_id: "TPL_PAID_V1",
+    language: "zh-CN",
+    payload_schema: { type: "object", required: ["amount", "title"], properties: { amount: { type: "number" }, title: { type: "string" } } },
+    data: { thing1: "{{title}}", amount2: { value: "¥{{amount}}", color: "#173177" } },
+    url: "https://m.example.com/orders/{{order_id}}",
+    ...over,
+  };
+}
+
+/** An order.paid template as stored in `notification_templates` (normalized); override any field. */
 export function paidTemplate(over: Partial<Template> = {}): Template {
   return {
-    ...normalizeTemplate({
-      event: "order.paid",
-      channel: "wechat",
-      template_id: "TPL_PAID_ZH",
-      language: "zh-CN",
-      payload_schema: { type: "object", required: ["amount", "title"], properties: { amount: { type: "number" }, title: { type: "string" } } },
-      data: { thing1: "{{title}}", amount2: "¥{{amount}}", character_string3: "{{order_id}}" },
-      url: "https://m.example.com/orders/{{order_id}}",
-    }),
+    ...normalizeTemplate(paidTemplateBody({ template_id: "TPL_PAID_ZH", data: { thing1: "{{title}}", amount2: "¥{{amount}}", character_string3: "{{order_id}}" } })),
     ...over,
   };
 }

@@ -47,7 +47,7 @@ export function canTransition(from: Status | undefined, to: Status, opts: { repl
   return RANK[to] >= RANK[from];
 }
 
-export const SkipReason = { noTemplate: "no_template", disabled: "disabled", channelOff: "channel_disabled" } as const;
+export const SkipReason = { noTemplate: "no_template", disabled: "disabled" } as const;
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
 
 export const FailReason = {

@@ -1,4 +1,4 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type JsMsg, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, PubHeaders, type JetStreamClient, type JetStreamPublishOptions, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/transport-node";
 import { isWrongLastSequence } from "./errors.js";
@@ -44,19 +44,15 @@ export interface JsPipelineOptions {
   timeoutMs?: number;
   /** Publishes with options this pipeline does not handle go through this client instead. */
   fallback?: JetStreamClient;
-  /**
-   * Queue requests and acks issued in one turn of the event loop and hand them to the
-   * client together (setImmediate), so they leave in one socket write (default true).
-   */
-  coalesce?: boolean;
 }
 
+/** The client's own names for the publish headers this pipeline writes in wire form. */
 const H = {
-  msgId: "Nats-Msg-Id",
-  expectedStream: "Nats-Expected-Stream",
-  expectedLastMsgId: "Nats-Expected-Last-Msg-Id",
-  expectedLastSeq: "Nats-Expected-Last-Sequence",
-  expectedLastSubjectSeq: "Nats-Expected-Last-Subject-Sequence",
+  msgId: PubHeaders.MsgIdHdr,
+  expectedStream: PubHeaders.ExpectedStreamHdr,
+  expectedLastMsgId: PubHeaders.ExpectedLastMsgIdHdr,
+  expectedLastSeq: PubHeaders.ExpectedLastSeqHdr,
+  expectedLastSubjectSeq: PubHeaders.ExpectedLastSubjectSequenceHdr,
 } as const;
 
 const ACK = new TextEncoder().encode("+ACK");
@@ -79,7 +75,6 @@ export class JsPipeline implements JsPublisher {
   private nextToken = 1;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly timeoutMs: number;
-  private readonly coalesce: boolean;
   private outbox: ({ token: number; subject: string; data: Uint8Array; h: WireHeaders | undefined } | JsMsg)[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -89,7 +84,6 @@ export class JsPipeline implements JsPublisher {
     private readonly o: JsPipelineOptions = {},
   ) {
     this.timeoutMs = o.timeoutMs ?? 5000;
-    this.coalesce = o.coalesce ?? true;
     this.prefix = `${createInbox()}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, m) => (err ? undefined : this.onReply(m)) });
   }
@@ -135,14 +129,10 @@ export class JsPipeline implements JsPublisher {
   }
 
   /**
-   * Acks `msg` (no confirmation) in the next write: with `coalesce`, together with the
-   * requests issued in the same turn of the event loop.
+   * Acks `msg` (no confirmation) in the next write, together with the requests issued in
+   * the same turn of the event loop.
    */
   ack(msg: JsMsg): void {
-    if (!this.coalesce) {
-      msg.ack();
-      return;
-    }
     this.outbox.push(msg);
     this.scheduleFlush();
   }
@@ -154,12 +144,10 @@ export class JsPipeline implements JsPublisher {
       const p: Pending = { resolve, reject, deadline: Date.now() + this.timeoutMs, subject };
       this.pending.set(token, p);
       this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
-      if (this.coalesce) {
-        this.outbox.push({ token, subject, data, h });
-        this.scheduleFlush();
-      } else {
-        this.send(token, subject, data, h);
-      }
+      // Requests and acks issued in one turn of the event loop are handed to the client
+      // together (setImmediate), so they leave in one socket write.
+      this.outbox.push({ token, subject, data, h });
+      this.scheduleFlush();
     });
   }
 

@@ -75,20 +75,6 @@ export class TemplateCache {
     return undefined;
   }
 
-  /** Channels with at least one template for this event. */
-  channelsFor(event: string): string[] {
-    const out = new Set<string>();
-    for (const key of this.byKey.keys()) {
-      const k = parseTemplateKey(key);
-      if (k && k.event === event) out.add(k.channel);
-    }
-    return [...out];
-  }
-
-  all(): CompiledTemplate[] {
-    return [...this.byKey.values()];
-  }
-
   get size(): number {
     return this.byKey.size;
   }

@@ -104,5 +104,4 @@ t.test("templates - cache loads stored templates, follows edits and resolves loc
   await kv.delete(templateKey("order.paid", "wechat", "en-US"));
   while (cache.resolve("order.paid", "wechat", "en-US")?.template.template_id !== "TPL_EN") await new Promise((r) => setTimeout(r, 5));
   t.pass("a delete falls back again");
-  t.same(cache.channelsFor("order.paid"), ["wechat"]);
 });
