@@ -49,6 +49,8 @@ export interface SimStats {
   failed: number;
   /** Calls to cgi-bin/message/template/send. */
   sendCalls: number;
+  /** Sends refused with 47003 for a keyword value that breaks WeChat's rule for its type. */
+  fieldRuleRejections: number;
   /** Sends refused for their access token (41001, 40001, 42001). */
   tokenRejections: number;
   /** Calls to cgi-bin/token. */
@@ -72,7 +74,7 @@ export interface SimStats {
 type Counters = Omit<SimStats, "activeFaults" | "messagesHeld">;
 
 function zero(): Counters {
-  return { accepted: 0, duplicates: 0, failed: 0, sendCalls: 0, tokenRejections: 0, tokenCalls: 0, stableTokenCalls: 0, forceRefreshes: 0, tokensIssued: 0, dropped: 0, timedOut: 0 };
+  return { accepted: 0, duplicates: 0, failed: 0, fieldRuleRejections: 0, sendCalls: 0, tokenRejections: 0, tokenCalls: 0, stableTokenCalls: 0, forceRefreshes: 0, tokensIssued: 0, dropped: 0, timedOut: 0 };
 }
 
 /** Everything the simulator knows; the HTTP routes and the in-process API both act on it. */

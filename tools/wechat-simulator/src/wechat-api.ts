@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { OBSOLETE_KEYS, checkField } from "@notify/templates/field-rules";
 import { Errcode, errorBody } from "./errcodes.js";
 import { FaultKind, FaultTarget, type Fault } from "./faults.js";
 import { parseJson, readBody, sendJson, sendText } from "./http-util.js";
@@ -70,6 +71,12 @@ export async function templateSend(sim: SimState, req: IncomingMessage, res: Ser
     c.failed++;
     return sim.after(cfg.latencyMs, () => sendJson(res, 200, errorBody(parsed)));
   }
+  const invalid = invalidKeyword(parsed.data);
+  if (invalid) {
+    c.failed++;
+    c.fieldRuleRejections++;
+    return sim.after(cfg.latencyMs, () => sendJson(res, 200, errorBody(Errcode.argumentInvalid, `argument invalid! data.${invalid}.value invalid`)));
+  }
   const pick = sim.faults.pick(FaultTarget.send, parsed.touser);
   sim.after(cfg.latencyMs + pick.latencyMs, () => {
     const f = pick.failure;
@@ -113,6 +120,20 @@ function parseMessage(text: string): Parsed | number {
     url: (b.url as string | undefined) ?? null,
     miniprogram: (mp as Parsed["miniprogram"]) ?? null,
   };
+}
+
+/**
+ * The first keyword whose value WeChat refuses (47003 `data.<key>.value invalid`): not a
+ * string, or breaking the rule its prefix selects (the rules the dispatcher applies, from
+ * @notify/templates). `first`/`remark` and colours are accepted and not shown, as in WeChat.
+ */
+function invalidKeyword(data: Parsed["data"]): string | null {
+  for (const [key, field] of Object.entries(data)) {
+    if (OBSOLETE_KEYS.has(key)) continue;
+    const value = (field as { value?: unknown } | null)?.value;
+    if (typeof value !== "string" || checkField(key, value) !== null) return key;
+  }
+  return null;
 }
 
 /** Applies a failure fault. `countFailed`: the call delivered nothing. */
