@@ -135,7 +135,7 @@ export interface SentFact {
 
 /** Published on `notification.alert`. */
 export interface AlertFact {
-  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded";
+  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded" | "token_refresh_budget";
   channel: string;
   message: string;
   value: number;

@@ -10,6 +10,7 @@ import { ErrcodeClass, classifyErrcode } from "./errcodes.js";
 import { TokenUnavailableError } from "./errors.js";
 import { WeChatHttp, type CallCode, type OnCall } from "./http.js";
 import { KvTokenBackend } from "./kv-token-backend.js";
+import { DEFAULT_REFRESH_BUDGET, KvRefreshBudget, MemoryRefreshBudget, RefreshBudgetSpentError, type RefreshBudgetLimits } from "./refresh-budget.js";
 import { StableTokenFetcher } from "./stable-token.js";
 
 /** The real API; point it at the simulator locally. */
@@ -20,11 +21,26 @@ export type SendFailureKind = "retryable" | "permanent" | "quota";
 /**
  * What one `sendTemplate` ended in. `code` is a short label for logs, records and
  * metrics: the errcode as a string, or `timeout`, `network`, `http_5xx`, `http_4xx`,
- * `bad_response`, `token_unavailable`, `closed`.
+ * `bad_response`, `token_unavailable`, `token_refresh_budget`, `closed`.
  */
 export type SendResult =
   | { kind: "success"; msgid: string; errcode: 0; code: "0"; durationMs: number }
-  | { kind: SendFailureKind; errcode: number | null; httpStatus?: number; code: string; error: string; durationMs: number };
+  | {
+      kind: SendFailureKind;
+      errcode: number | null;
+      httpStatus?: number;
+      code: string;
+      error: string;
+      durationMs: number;
+      /** Do not try again before this long (the forced-refresh budget said when). */
+      retryAfterMs?: number;
+    };
+
+/**
+ * The code of a send that needed a forced token refresh the budget refused: `retryable`
+ * while the 30 s spacing runs, `quota` once the daily cap is spent. Worth an alert.
+ */
+export const TOKEN_REFRESH_BUDGET_CODE = "token_refresh_budget";
 
 export interface WeChatClientOptions {
   appId: string;
@@ -49,6 +65,8 @@ export interface WeChatClientOptions {
   replicaId?: string;
   /** Refresh the token this long before it expires, in the background (default 5 minutes). */
   refreshMarginMs?: number;
+  /** Forced refreshes: one per `minIntervalMs` (30 s), `dailyCap` (15) a day, across all replicas. */
+  forceRefresh?: Partial<RefreshBudgetLimits>;
   now?: () => number;
 }
 
@@ -92,7 +110,10 @@ export class WeChatClient {
     const timeoutMs = o.timeoutMs ?? 5000;
     this.http = new WeChatHttp({ apiBase: o.apiBase ?? WECHAT_API_BASE, timeoutMs, ...(o.connections ? { connections: o.connections } : {}), ...(o.dispatcher ? { dispatcher: o.dispatcher } : {}) });
     const replicaId = o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-    const fetcher = new StableTokenFetcher(this.http, o.appId, o.appSecret, this.log, o.onCall);
+    const limits = { ...DEFAULT_REFRESH_BUDGET, ...o.forceRefresh };
+    const now = o.now ?? Date.now;
+    const budget = o.tokenBucket ? new KvRefreshBudget(o.tokenBucket, o.appId, limits, now) : new MemoryRefreshBudget(limits, now);
+    const fetcher = new StableTokenFetcher(this.http, o.appId, o.appSecret, this.log, o.onCall, budget);
     const refreshMarginMs = o.refreshMarginMs ?? 5 * 60_000;
     const backend: TokenBackend = o.tokenBucket
       ? new KvTokenBackend({ kv: o.tokenBucket, appId: o.appId, fetcher, replicaId, leaseMs: 2 * timeoutMs + 1000, refreshMarginMs, log: this.log, ...(o.now ? { now: o.now } : {}) })
@@ -159,6 +180,12 @@ export class WeChatClient {
 
   private tokenFailure(err: unknown, t0: number): SendResult {
     const durationMs = performance.now() - t0;
+    if (err instanceof RefreshBudgetSpentError) {
+      // WeChat keeps refusing the token and the budget forbids forcing another: wait. Past
+      // the daily cap that is hours, so it is parked like a quota rather than retried.
+      const kind: SendFailureKind = err.reason === "daily_cap" ? "quota" : "retryable";
+      return { kind, errcode: null, code: TOKEN_REFRESH_BUDGET_CODE, error: err.message, durationMs, retryAfterMs: err.retryAfterMs };
+    }
     const errcode = err instanceof TokenUnavailableError ? err.errcode : null;
     const error = this.scrub(`access token unavailable: ${err instanceof Error ? err.message : String(err)}`);
     this.log?.warn({ err, appid: this.appId }, "access token unavailable");

@@ -1,6 +1,7 @@
 import type { Logger } from "@notify/log";
 import { TokenUnavailableError } from "./errors.js";
 import type { OnCall, WeChatHttp } from "./http.js";
+import { MemoryRefreshBudget, RefreshBudgetSpentError, type RefreshBudget } from "./refresh-budget.js";
 
 export interface FetchedToken {
   access_token: string;
@@ -16,17 +17,25 @@ export class StableTokenFetcher {
     private readonly appSecret: string,
     private readonly log: Logger | undefined,
     private readonly onCall: OnCall | undefined,
+    /** Forced refreshes draw on it (shared through KV by the client); plain fetches do not. */
+    private readonly budget: RefreshBudget = new MemoryRefreshBudget(),
   ) {}
 
   /**
    * A token other than `rejected`. The normal mode returns the current token until it
    * expires, so it is tried first; only if WeChat hands back the token it just refused
    * does a forced refresh follow (WeChat limits those, and they invalidate the token
-   * every other holder uses).
+   * every other holder uses), and only within the forced-refresh budget: when it is spent
+   * this throws RefreshBudgetSpentError and the send waits.
    */
   async fresh(rejected?: string): Promise<FetchedToken> {
     const t = await this.fetch(false);
     if (rejected === undefined || t.access_token !== rejected) return t;
+    const d = await this.budget.take();
+    if (!d.ok) {
+      this.log?.warn({ appid: this.appId, reason: d.reason, retry_after_ms: d.retryAfterMs }, "stable_token returned the rejected access token; forced refresh budget spent, not forcing");
+      throw new RefreshBudgetSpentError(d.reason, d.retryAfterMs, this.budget.limits);
+    }
     this.log?.warn({ appid: this.appId }, "stable_token returned the rejected access token; forcing a refresh");
     return this.fetch(true);
   }

@@ -23,6 +23,13 @@ export const SenderConfigSchema = Type.Object({
    * this long. Above WECHAT_TIMEOUT_MS; default 3× WECHAT_TIMEOUT_MS (at least 5 s).
    */
   SENDER_ACK_WAIT_MS: Type.Optional(Type.Integer({ minimum: 1000 })),
+  /**
+   * Forced access-token refreshes (after WeChat refuses a token stable_token keeps handing
+   * back), shared by all replicas through KV: at most one per interval and a daily cap below
+   * WeChat's 20. Past the budget the sends wait and a `token_refresh_budget` alert fires.
+   */
+  WECHAT_FORCE_REFRESH_INTERVAL_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
+  WECHAT_FORCE_REFRESH_DAILY_CAP: Type.Integer({ minimum: 0, maximum: 19, default: 15 }),
   /** How long a job waits after WeChat's daily quota (45009) is exhausted. */
   QUOTA_PARK_MS: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
 });
@@ -31,6 +38,11 @@ export type SenderConfig = Static<typeof SenderConfigSchema>;
 /** The retry schedule as configured. */
 export function retryPolicy(c: SenderConfig): BackoffPolicy {
   return { baseMs: c.RETRY_BASE_MS, maxMs: c.RETRY_MAX_MS, jitter: c.RETRY_JITTER };
+}
+
+/** The forced token refresh budget as configured. */
+export function forceRefreshBudget(c: SenderConfig): { minIntervalMs: number; dailyCap: number } {
+  return { minIntervalMs: c.WECHAT_FORCE_REFRESH_INTERVAL_MS, dailyCap: c.WECHAT_FORCE_REFRESH_DAILY_CAP };
 }
 
 export function senderAckWaitMs(c: SenderConfig): number {

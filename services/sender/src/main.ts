@@ -1,6 +1,6 @@
 import { runService } from "@notify/runtime";
 import { createWeChatChannel } from "./channels/wechat.js";
-import { loadSenderConfig, retryPolicy, senderAckWaitMs } from "./config.js";
+import { forceRefreshBudget, loadSenderConfig, retryPolicy, senderAckWaitMs } from "./config.js";
 import { startSender } from "./service.js";
 
 // The only file that reads the environment, listens and handles signals (@notify/runtime).
@@ -20,7 +20,7 @@ await runService({
       metrics,
       topology,
       createChannel: ({ buckets }) =>
-        createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY }),
+        createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
       concurrency: c.SENDER_CONCURRENCY,
       retry: retryPolicy(c),
       quotaParkMs: c.QUOTA_PARK_MS,

@@ -10,6 +10,7 @@ import {
   encodeJson,
   parseTraceparent,
   recordFromJob,
+  type AlertFact,
   type BackoffPolicy,
   type SendJob,
   type SendRecord,
@@ -37,7 +38,7 @@ export interface SenderDeps {
   random?: () => number;
   /** How long a job waits after the provider's daily quota is exhausted (45009). */
   quotaParkMs: number;
-  onAlert?: (kind: "quota_exceeded", channel: string, message: string) => void;
+  onAlert?: (kind: AlertFact["kind"], channel: string, message: string) => void;
 }
 
 /**
@@ -132,7 +133,11 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     // When the next attempt is due: after a quota park, after the back-off, or never from
     // this sender (the last delivery: the DLQ monitor takes the job, so no delay either).
     const last = delivery >= SENDER_MAX_DELIVER;
-    const waitMs = outcome.kind === "quota" ? deps.quotaParkMs : last ? 0 : backoffDelay(attempts, deps.retry, deps.random);
+    // A provider's "not before" (the token refresh budget) stretches the back-off, within RETRY_MAX_MS.
+    const waitMs =
+      outcome.kind === "quota" ? deps.quotaParkMs
+      : last ? 0
+      : Math.max(backoffDelay(attempts, deps.retry, deps.random), Math.min(outcome.retryAfterMs ?? 0, deps.retry.maxMs));
     const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
     await records.write(
       job.send_id,
@@ -144,12 +149,13 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
       await park(deps, job, attempts, now.getTime() + waitMs, h?.get(Headers.traceparent));
-      deps.onAlert?.("quota_exceeded", ch, error);
+      deps.onAlert?.(outcome.alert ?? "quota_exceeded", ch, error);
       log().warn({ code: outcome.code, park_ms: waitMs, next_attempt_at: nextAttemptAt }, "provider quota exhausted: job parked");
       return Decisions.ack(true);
     }
 
     metrics.retryTotal.inc({ channel: ch });
+    if (outcome.alert) deps.onAlert?.(outcome.alert, ch, error);
     if (last) {
       log().warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
       return Decisions.nak();

@@ -1,4 +1,4 @@
-import type { SendJob } from "@notify/contracts";
+import type { AlertFact, SendJob } from "@notify/contracts";
 
 /**
  * What a provider said about one send, classified. The sender turns it into a decision:
@@ -6,7 +6,15 @@ import type { SendJob } from "@notify/contracts";
  */
 export type SendOutcome =
   | { kind: "success"; providerMsgId?: string; code: string }
-  | { kind: "retryable" | "permanent" | "quota"; code: string; error: string };
+  | {
+      kind: "retryable" | "permanent" | "quota";
+      code: string;
+      error: string;
+      /** The provider said when to try again (at least this long). */
+      retryAfterMs?: number;
+      /** An operator should hear of it (e.g. the forced token refresh budget is spent). */
+      alert?: AlertFact["kind"];
+    };
 
 /**
  * A delivery channel. WeChat is the one implemented; SMS can be added as another

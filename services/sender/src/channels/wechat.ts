@@ -1,7 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
-import { WeChatClient } from "@notify/wechat";
+import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, type RefreshBudgetLimits } from "@notify/wechat";
 import type { Channel } from "./channel.js";
 
 export interface WeChatChannelOptions {
@@ -15,6 +15,8 @@ export interface WeChatChannelOptions {
   metrics: Metrics;
   /** Sockets to WeChat; defaults to the sender's concurrency. */
   connections?: number;
+  /** Forced token refreshes across all replicas (default one per 30 s, 15 a day). */
+  forceRefresh?: Partial<RefreshBudgetLimits>;
 }
 
 /** WeChat template messages as a delivery channel. */
@@ -27,6 +29,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
     tokenBucket: o.tokens,
     log: o.log,
     ...(o.connections ? { connections: o.connections } : {}),
+    ...(o.forceRefresh ? { forceRefresh: o.forceRefresh } : {}),
     onCall: (code, ms, endpoint) => o.metrics.wechatCallDuration.observe({ api: endpoint, errcode: String(code) }, ms / 1000),
   });
   return {
@@ -34,7 +37,13 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
     async send(job) {
       const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
       if (r.kind === "success") return { kind: "success", providerMsgId: r.msgid, code: r.code };
-      return { kind: r.kind, code: r.code, error: r.error };
+      return {
+        kind: r.kind,
+        code: r.code,
+        error: r.error,
+        ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
+        ...(r.code === TOKEN_REFRESH_BUDGET_CODE ? { alert: "token_refresh_budget" as const } : {}),
+      };
     },
     close: () => client.close(),
   };
