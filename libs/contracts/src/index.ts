@@ -6,3 +6,4 @@ export * from "./templates.js";
 export * from "./codec.js";
 export * from "./trace.js";
 export * from "./backoff.js";
+export * from "./phone.js";

@@ -1,4 +1,5 @@
 import type { EventType } from "./names.js";
+import { maskPhone } from "./phone.js";
 
 /**
  * Statuses of a send record in `notification_events`. The KV history of a key is its
@@ -84,12 +85,30 @@ export interface SendRecord {
   wechat_msgid?: string | undefined;
   /** While `retrying`: when the next attempt is due (the nak delay or the end of a quota park). */
   next_attempt_at?: string | undefined;
+  /** SMS: Tencent's SerialNo (the `sid` of its status reports). */
+  sms_serial_no?: string | undefined;
+  /** SMS: the number, masked (all but the last 4 digits). */
+  phone?: string | undefined;
+  /** The fallback send this send triggered (WeChat → SMS). */
+  fallback_send_id?: string | undefined;
+  /** The send this one stands in for. */
+  fallback_of?: string | undefined;
   occurred_at: string | null;
   updated_at: string;
 }
 
+/** The rendered SMS: what the SMS sender passes to Tencent's SendSms (one number). */
+export interface SmsPayload {
+  /** E.164. */
+  phone: string;
+  template_id: string;
+  params: string[];
+}
+
+export type JobPayload = WeChatTemplatePayload | SmsPayload;
+
 /** The job on `notify.send.<channel>`: everything a sender needs, with no lookup. */
-export interface SendJob {
+export interface SendJob<P extends JobPayload = WeChatTemplatePayload> {
   send_id: string;
   event_id: string;
   event: string;
@@ -100,9 +119,13 @@ export interface SendJob {
   language: string;
   template_id: string;
   occurred_at: string;
-  /** The rendered channel payload (for WeChat: the template/send body without touser credentials). */
-  payload: WeChatTemplatePayload;
+  /** The rendered channel payload (WeChat: the template/send body; SMS: number, template id, params). */
+  payload: P;
+  /** A fallback job: the send_id of the send it stands in for (the SMS after a WeChat refusal). */
+  fallback_of?: string;
 }
+
+export type SmsSendJob = SendJob<SmsPayload>;
 
 export interface WeChatTemplatePayload {
   touser: string;
@@ -147,7 +170,7 @@ export interface AlertFact {
  * The record a job stands for, rebuilt from the job alone: the dispatcher's `queued`
  * record (for a compare-and-set without a read) or a stand-in when a record is missing.
  */
-export function recordFromJob(job: SendJob, status: Status = Status.queued, now: Date | string = new Date()): SendRecord {
+export function recordFromJob(job: SendJob<JobPayload>, status: Status = Status.queued, now: Date | string = new Date()): SendRecord {
   return {
     send_id: job.send_id,
     event_id: job.event_id,
@@ -162,5 +185,11 @@ export function recordFromJob(job: SendJob, status: Status = Status.queued, now:
     attempts: 0,
     occurred_at: job.occurred_at,
     updated_at: typeof now === "string" ? now : now.toISOString(),
+    ...(isSmsPayload(job.payload) ? { phone: maskPhone(job.payload.phone) } : {}),
+    ...(job.fallback_of ? { fallback_of: job.fallback_of } : {}),
   };
+}
+
+export function isSmsPayload(p: JobPayload): p is SmsPayload {
+  return typeof (p as SmsPayload).phone === "string" && Array.isArray((p as SmsPayload).params);
 }

@@ -2,6 +2,12 @@ import { Type, type Static } from "typebox";
 import { CHANNELS, EVENT_TYPES } from "./names.js";
 import { DEFAULT_LANGUAGE } from "./keys.js";
 
+/** Tencent counts every character (汉字, letter, digit, punctuation, space) as one. Personal accounts: 12 per parameter. */
+export const SMS_PARAM_MAX_CHARS = 12;
+/** The whole SMS (signature + text + parameters) stays within 500 characters. */
+export const SMS_MAX_CHARS = 500;
+export const SMS_MAX_PARAMS = 20;
+
 /** A WeChat keyword field: a Handlebars expression, or one with a colour. */
 export const TemplateFieldSchema = Type.Union([
   Type.String({ maxLength: 2000 }),
@@ -46,6 +52,22 @@ export const TemplateInputSchema = Type.Object(
     url: Type.Optional(Type.String({ maxLength: 1024, description: "Handlebars expression for the link" })),
     miniprogram: Type.Optional(MiniprogramSchema),
     field_policy: Type.Optional(FieldPolicySchema),
+    params: Type.Optional(
+      Type.Array(Type.String({ maxLength: 2000 }), {
+        maxItems: SMS_MAX_PARAMS,
+        description: "SMS only: Tencent's TemplateParamSet in the template's order, each a Handlebars expression over the event's data, e.g. [\"{{order_id}}\", \"{{amount}}\"]",
+      }),
+    ),
+    param_max_length: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: SMS_MAX_CHARS,
+        description: `SMS only: the most characters one rendered parameter may have (default ${SMS_PARAM_MAX_CHARS}, Tencent's limit for personal accounts; enterprise accounts have no per-parameter limit, only the ${SMS_MAX_CHARS}-character message)`,
+      }),
+    ),
+    fallback: Type.Optional(
+      Type.Enum(["sms"], { description: "WeChat only: when WeChat refuses the traveller for good (43004, 40003, a user-block receipt), send this event's SMS template once" }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -64,5 +86,10 @@ export interface Template {
   miniprogram?: { appid: string; pagepath?: string };
   /** Absent on templates stored before it existed: `truncate`. */
   field_policy?: FieldPolicy;
+  /** SMS templates: the ordered parameter expressions. */
+  params?: string[];
+  param_max_length?: number;
+  /** WeChat templates: send the SMS template when the traveller cannot be reached on WeChat. */
+  fallback?: "sms";
   updated_at: string;
 }

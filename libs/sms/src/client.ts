@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { Pool, type Dispatcher } from "undici";
 import type { Logger } from "@notify/log";
 import { SmsErrorClass, classifySmsCode } from "./errors.js";
-import { maskPhone, maskPhonesIn } from "./mask.js";
+import { maskPhone, maskPhonesIn } from "@notify/contracts";
 import { signTc3 } from "./sign.js";
 
 /** The real API (mainland China). Point it at tools/sms-simulator locally. */

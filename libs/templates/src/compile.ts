@@ -8,6 +8,7 @@ import {
 } from "@notify/contracts";
 import { TemplateError } from "./errors.js";
 import { compilePayloadSchema } from "./schema.js";
+import { normalizeSmsFields, withChannelParts, type CompiledSms } from "./sms.js";
 
 // An isolated Handlebars environment: no helper registered elsewhere can leak in.
 const hb = Handlebars.create();
@@ -39,6 +40,8 @@ export interface CompiledTemplate {
   readonly revision: number;
   validate(data: unknown): ValidationResult;
   render(ctx: RenderContext): WeChatTemplatePayload;
+  /** `channel: sms` templates: renders Tencent's TemplateParamSet (see sms.ts). */
+  readonly sms?: CompiledSms;
 }
 
 /** Applies the contract's defaults to an admin's input. */
@@ -56,6 +59,7 @@ export function normalizeTemplate(input: TemplateInput, now = new Date()): Templ
   if (input.url !== undefined) t.url = input.url;
   if (input.miniprogram !== undefined) t.miniprogram = input.miniprogram;
   if (input.field_policy !== undefined) t.field_policy = input.field_policy;
+  normalizeSmsFields(input, t);
   return t;
 }
 
@@ -187,7 +191,7 @@ export function compileTemplate(template: Template, revision = 0): CompiledTempl
   const url = template.url !== undefined ? compileExpression(template.url, "url") : undefined;
   const pagepath = template.miniprogram?.pagepath !== undefined ? compileExpression(template.miniprogram.pagepath, "miniprogram.pagepath") : undefined;
 
-  return {
+  return withChannelParts({
     template,
     revision,
     validate(data) {
@@ -215,5 +219,5 @@ export function compileTemplate(template: Template, revision = 0): CompiledTempl
       if (ctx.send_id) payload.client_msg_id = ctx.send_id;
       return payload;
     },
-  };
+  }, compileExpression);
 }

@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./compile.js";
 export * from "./cache.js";
 export * from "./field-rules.js";
+export * from "./sms.js";

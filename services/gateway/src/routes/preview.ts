@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { FailReason, SkipReason, languageCandidates, sendIdFor } from "@notify/contracts";
-import { DEFAULT_FIELD_POLICY, enforceFieldRules } from "@notify/templates";
+import { DEFAULT_FIELD_POLICY, SmsParamError, enforceFieldRules, type CompiledSms, type SmsRenderContext } from "@notify/templates";
 import { notFound, unprocessable } from "../errors.js";
 import { errors } from "../schemas/common.js";
 import { PreviewBody, PreviewResponse } from "../schemas/preview.js";
@@ -16,7 +16,9 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           "Resolves the template like the dispatcher (locale exact → language → zh-CN), validates `data` against its " +
           "payload_schema, renders the WeChat payload and applies WeChat's keyword rules under the template's field_policy: " +
-          "`payload` is what WeChat would receive, `violations` lists each broken rule with the policy's action. 404 when no template matches; 422 with the ajv errors when `data` misses fields.",
+          "`payload` is what WeChat would receive, `violations` lists each broken rule with the policy's action. On channel sms, `payload` is " +
+          "Tencent's number, template id and ordered params. 404 when no template matches; 422 with the ajv errors when `data` misses fields, " +
+          "or naming `params[i]` when an SMS parameter renders longer than Tencent accepts.",
         body: PreviewBody,
         response: { 200: PreviewResponse, ...errors(400, 404, 409, 422) },
       },
@@ -33,6 +35,19 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw unprocessable("data does not satisfy the template's payload_schema", { missing: v.missing, errors: v.errors });
       }
       const sendId = order_id ? sendIdFor({ event, order_id, ticket_id: ticket_id ?? null, channel }) : undefined;
+      const t = compiled.template;
+      if (compiled.sms) {
+        const payload = renderSms(compiled.sms, { phone: request.body.phone ?? PREVIEW_PHONE, data, event, ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}) });
+        return {
+          payload,
+          template: { event: t.event, channel: t.channel, language: t.language, template_id: t.template_id, enabled: t.enabled, revision: compiled.revision },
+          ...(sendId ? { send_id: sendId } : {}),
+          field_policy: t.field_policy ?? DEFAULT_FIELD_POLICY,
+          violations: [],
+          would_send: t.enabled,
+          ...(t.enabled ? {} : { would_record: `skipped: ${SkipReason.disabled}` }),
+        };
+      }
       const rendered = compiled.render({
         openid,
         data,
@@ -40,7 +55,6 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(sendId ? { send_id: sendId } : {}),
         ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}),
       });
-      const t = compiled.template;
       // The dispatcher's own step after rendering: WeChat's keyword rules under the template's policy.
       const policy = t.field_policy ?? DEFAULT_FIELD_POLICY;
       const checked = enforceFieldRules(rendered, policy);
@@ -57,5 +71,17 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
+
+const PREVIEW_PHONE = "+8613800000000";
+
+/** A parameter Tencent would refuse is a 422 naming it, as the dispatcher would record it failed. */
+function renderSms(sms: CompiledSms, ctx: SmsRenderContext) {
+  try {
+    return sms.render(ctx);
+  } catch (err) {
+    if (err instanceof SmsParamError) throw unprocessable(err.message, { field: err.field });
+    throw err;
+  }
+}
 
 export default previewRoutes;

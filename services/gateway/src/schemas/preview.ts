@@ -9,6 +9,7 @@ export const PreviewBody = Type.Object(
     language: Type.Optional(Locale("Traveller locale; falls back to the language, then zh-CN")),
     channel: Type.Optional(Type.Enum(CHANNELS, { default: "wechat" })),
     openid: Type.Optional(Type.String({ minLength: 1, maxLength: 128, default: "PREVIEW_OPENID", description: "Recipient shown in touser" })),
+    phone: Type.Optional(Type.String({ pattern: "^\\+[1-9][0-9]{6,14}$", description: "SMS: the recipient's number (E.164); default +8613800000000" })),
     order_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "With it, the payload carries the real client_msg_id (send_id)" })),
     ticket_id: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])),
   },
@@ -39,9 +40,18 @@ export const FieldFindingSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const SmsPayloadSchema = Type.Object(
+  {
+    phone: Type.String(),
+    template_id: Type.String({ description: "Tencent template id" }),
+    params: Type.Array(Type.String(), { description: "TemplateParamSet, in order" }),
+  },
+  { description: "What the SMS sender passes to Tencent's SendSms" },
+);
+
 export const PreviewResponse = Type.Object(
   {
-    payload: WeChatPayloadSchema,
+    payload: Type.Union([WeChatPayloadSchema, SmsPayloadSchema]),
     template: Type.Object({
       event: Type.String(),
       channel: Type.String(),

@@ -17,6 +17,9 @@ const templateFields = {
     url: Type.Optional(Type.String()),
     miniprogram: Type.Optional(MiniprogramSchema),
     field_policy: Type.Optional(FieldPolicySchema),
+    params: Type.Optional(Type.Array(Type.String(), { description: "SMS: TemplateParamSet expressions, in order" })),
+    param_max_length: Type.Optional(Type.Integer({ description: "SMS: most characters per rendered parameter" })),
+    fallback: Type.Optional(Type.Enum(["sms"], { description: "WeChat: SMS fallback on a permanent recipient failure" })),
     updated_at: Type.String({ format: "date-time" }),
 };
 

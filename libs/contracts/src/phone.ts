@@ -1,3 +1,6 @@
+/** E.164: a +, a country code not starting with 0, 7-15 digits in all. */
+export const E164 = /^\+[1-9][0-9]{6,14}$/;
+
 /**
  * Phone numbers never reach logs, records or error strings in full: every digit but the
  * last four becomes `*` (`+8613812345678` → `+*********5678`). The shape stays readable
