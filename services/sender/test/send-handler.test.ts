@@ -1,0 +1,177 @@
+/**
+ * The sender's handler, one decision at a time, on a real nats-server and a real WeChat
+ * (the simulator over HTTP, with faults): each path from one job to its decision, its
+ * record, its facts and its copies.
+ */
+import t from "tap";
+import type { JsMsg } from "@nats-io/jetstream";
+import { Consumers, Status, Streams, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
+import { createLogger } from "@notify/log";
+import { createMetrics } from "@notify/metrics";
+import { openBuckets, readDlqMeta, settle, type Decision } from "@notify/nats";
+import { FaultKind, startSimulator } from "@notify/wechat-simulator";
+import { PARK_HEADERS, createSendHandler, createWeChatChannel } from "@notify/sender";
+import { dlqEntries, factsFor, queueJob, startEnv } from "../../dlq-monitor/test-support/helpers.js";
+
+const SECRET = "handler-secret-5";
+const RETRY = { baseMs: 200, maxMs: 5000, jitter: 0.1 };
+const QUOTA_PARK_MS = 1000;
+
+const env = await startEnv(["wechat"]);
+t.teardown(() => env.close());
+const { tokens } = await openBuckets(env.nc);
+const sim = await startSimulator({ appId: "wx-handler", appSecret: SECRET });
+t.teardown(() => sim.close());
+const log = createLogger({ name: "sender-test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const metrics = createMetrics("sender-test");
+const channel = createWeChatChannel({ apiBase: sim.url, appId: "wx-handler", appSecret: SECRET, timeoutMs: 2000, tokens, log, metrics, forceRefresh: { minIntervalMs: 60_000, dailyCap: 15 } });
+t.teardown(() => channel.close());
+const alerts: { kind: AlertFact["kind"]; message: string }[] = [];
+const handle = createSendHandler({ js: env.js, records: env.records, channel, metrics, log, retry: RETRY, quotaParkMs: QUOTA_PARK_MS, onAlert: (kind, _ch, message) => alerts.push({ kind, message }) });
+const consumer = await env.js.consumers.get(Streams.sends, Consumers.sender("wechat"));
+
+/** The next delivery of the job with this send_id (other jobs are not expected: each test settles its own). */
+async function next(sendId: string, timeoutMs = 10_000): Promise<JsMsg> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const m = await consumer.next({ expires: 1000 });
+    if (!m) continue;
+    const id = decodeJson<{ send_id: string }>(m.data).send_id;
+    if (id !== sendId) throw new Error(`unexpected job ${id} while waiting for ${sendId}`);
+    return m;
+  }
+  throw new Error(`no delivery of ${sendId} in ${timeoutMs} ms`);
+}
+
+async function run(sendId: string): Promise<{ msg: JsMsg; d: Decision }> {
+  const msg = await next(sendId);
+  const d = await handle(msg);
+  await settle(msg, d);
+  return { msg, d };
+}
+
+t.beforeEach(() => {
+  sim.clearFaults();
+  alerts.length = 0;
+});
+
+t.test("sender handler - success: record success with the msgid, notification.sent, confirmed ack", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  const { d } = await run(job.send_id);
+  t.same(d, { kind: "ack", confirm: true });
+  const r = (await env.records.get(job.send_id))!.record;
+  t.match(r, { status: Status.success, attempts: 1 });
+  t.ok(r.wechat_msgid, "the WeChat msgid is kept");
+  t.equal(r.next_attempt_at, undefined);
+  t.equal((await factsFor(env.jsm, Subjects.sent, job.send_id)).length, 1, "one notification.sent");
+  t.equal(sim.messages.filter((m) => m.client_msg_id === job.send_id).length, 1, "delivered once, under client_msg_id = send_id");
+});
+
+t.test("sender handler - retryable: retrying with next_attempt_at, nak(delay) from the back-off, then success on the next delivery", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: -1, times: 1 });
+  const first = await run(job.send_id);
+  t.equal(first.d.kind, "nak");
+  const delay = (first.d as { delayMs: number }).delayMs;
+  t.ok(delay >= 180 && delay <= 220, `attempt 1 waits ${delay} ms (200 ± 10%)`);
+  const r = (await env.records.get(job.send_id))!.record;
+  t.match(r, { status: Status.retrying, attempts: 1, last_error: /^-1: / });
+  t.equal(Date.parse(r.next_attempt_at!) - Date.parse(r.updated_at), delay, "the record says when the next attempt is due");
+  const second = await run(job.send_id);
+  t.equal(second.msg.info.deliveryCount, 2);
+  t.same(second.d, { kind: "ack", confirm: true });
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2, next_attempt_at: undefined });
+});
+
+t.test("sender handler - the fifth failure naks without a delay and promises no next attempt", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: 45011 });
+  const delays: (number | undefined)[] = [];
+  for (let n = 1; n <= 5; n++) {
+    const { d, msg } = await run(job.send_id);
+    t.equal(msg.info.deliveryCount, n);
+    delays.push((d as { delayMs?: number }).delayMs);
+  }
+  t.equal(delays[4], undefined, "last delivery: nak() so the max-deliveries advisory comes at once");
+  t.ok(delays.slice(0, 4).every((d, i) => d! >= 200 * 2 ** i * 0.9 && d! <= 200 * 2 ** i * 1.1), `delays ${delays.slice(0, 4).join(", ")} ms double`);
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.retrying, attempts: 5, next_attempt_at: undefined });
+});
+
+t.test("sender handler - permanent: copied to the DLQ, record failed, notification.failed, term", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: 43004, times: 1 });
+  const { d } = await run(job.send_id);
+  t.same(d, { kind: "term" });
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.failed, reason: "wechat_permanent", attempts: 1, last_error: /^43004: / });
+  const [dlq] = await dlqEntries(env.jsm, job.send_id);
+  t.ok(dlq, "the job is in the DLQ");
+  t.match(readDlqMeta(dlq!.header), { send_id: job.send_id, attempts: 1, reason: "wechat_permanent", last_error: /^43004: / });
+  t.equal((await factsFor(env.jsm, Subjects.failed, job.send_id)).length, 1);
+});
+
+t.test("sender handler - daily quota (45009): parked copy with its own deliveries, alert, then sent after the park", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: 45009, times: 1 });
+  const t0 = Date.now();
+  const first = await run(job.send_id);
+  t.same(first.d, { kind: "ack", confirm: true }, "the original is acked: no delivery burnt");
+  const r = (await env.records.get(job.send_id))!.record;
+  t.match(r, { status: Status.retrying, attempts: 1, last_error: /^45009: / });
+  t.equal(Date.parse(r.next_attempt_at!) - Date.parse(r.updated_at), QUOTA_PARK_MS, "next attempt after the park");
+  t.same(alerts.map((a) => a.kind), ["quota_exceeded"]);
+
+  // The parked copy: its first delivery only waits for the park to end.
+  const parked = await next(job.send_id);
+  t.equal(parked.headers?.get(PARK_HEADERS.attemptsBefore), "1");
+  const wait = await handle(parked);
+  t.equal(wait.kind, "nak");
+  t.ok((wait as { delayMs: number }).delayMs <= QUOTA_PARK_MS, "waits out the rest of the park");
+  await settle(parked, wait);
+  const after = await run(job.send_id);
+  t.ok(Date.now() - t0 >= QUOTA_PARK_MS - 20, "not sent before the park ended");
+  t.same(after.d, { kind: "ack", confirm: true });
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2 });
+});
+
+t.test("sender handler - WeChat keeps refusing the token: one forced refresh, then retryable with an alert, never a refresh storm", async (t) => {
+  sim.setFault({ kind: FaultKind.errcode, errcode: 40001 });
+  const before = sim.stats().forceRefreshes;
+  const a = await queueJob(env, "wechat");
+  const first = await run(a.job.send_id);
+  t.equal(first.d.kind, "nak", "still refused after the forced refresh: retryable");
+  t.equal(sim.stats().forceRefreshes - before, 1, "one forced refresh");
+  const b = await queueJob(env, "wechat");
+  const second = await run(b.job.send_id);
+  t.equal(second.d.kind, "nak");
+  t.equal(sim.stats().forceRefreshes - before, 1, "the budget refuses a second one within the interval");
+  t.ok((second.d as { delayMs: number }).delayMs >= RETRY.maxMs * 0.9, "the job waits for the budget (stretched to RETRY_MAX_MS)");
+  t.match((await env.records.get(b.job.send_id))!.record, { status: Status.retrying, last_error: /^token_refresh_budget: / });
+  t.ok(alerts.some((x) => x.kind === "token_refresh_budget"), "an operator alert");
+  sim.clearFaults();
+  // Both jobs come back and go out once WeChat takes the token again.
+  for (let i = 0; i < 2; i++) {
+    const m = await consumer.next({ expires: 10_000 });
+    t.ok(m, "redelivered");
+    const sid = decodeJson<{ send_id: string }>(m!.data).send_id;
+    t.ok(sid === a.job.send_id || sid === b.job.send_id);
+    await settle(m!, await handle(m!));
+  }
+  t.match((await env.records.get(a.job.send_id))!.record, { status: Status.success });
+  t.match((await env.records.get(b.job.send_id))!.record, { status: Status.success });
+});
+
+t.test("sender handler - a redelivery that finds success re-publishes the fact and does not call WeChat again", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  const msg = await next(job.send_id);
+  const d = await handle(msg);
+  t.same(d, { kind: "ack", confirm: true });
+  // The process died before its ack reached the server: the job comes back.
+  msg.nak();
+  const calls = sim.stats().sendCalls;
+  const again = await run(job.send_id);
+  t.equal(again.msg.info.deliveryCount, 2);
+  t.same(again.d, { kind: "ack", confirm: true });
+  t.equal(sim.stats().sendCalls, calls, "no second call to WeChat");
+  t.equal((await factsFor(env.jsm, Subjects.sent, job.send_id)).length, 1, "one fact (same msg id, de-duplicated)");
+  t.equal(sim.messages.filter((m) => m.client_msg_id === job.send_id).length, 1);
+});
