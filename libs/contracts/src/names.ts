@@ -1,6 +1,6 @@
 /**
- * The one owner of every NATS name in the system: subjects, streams, consumers and
- * KV buckets. Nothing else spells these strings.
+ * The one owner of every NATS name in the system: subjects, streams, consumers, KV
+ * buckets, header names and message-id formats. Nothing else spells these strings.
  */
 
 export const EVENT_TYPES = [
@@ -58,8 +58,11 @@ export const Buckets = {
   tokens: "wechat_tokens",
 } as const;
 
-/** Header names carried on NATS messages. */
-export const Headers = {
+/**
+ * Header names carried on NATS messages. Not called `Headers`: that would shadow the
+ * global `Headers` of fetch in every file that imports it.
+ */
+export const HeaderNames = {
   msgId: "Nats-Msg-Id",
   traceparent: "traceparent",
   /** KV revision of the `queued` record, so the sender can compare-and-set without a read. */
@@ -68,4 +71,36 @@ export const Headers = {
   attempts: "Notify-Attempts",
   lastError: "Notify-Last-Error",
   reason: "Notify-Reason",
+  /** A job parked for a provider quota: not to be tried before this time (ms since the epoch)… */
+  notBefore: "Notify-Not-Before",
+  /** …and the attempts it had made before the park. */
+  attemptsBefore: "Notify-Attempts-Before",
+} as const;
+
+/** @deprecated The old name of HeaderNames (it shadows the global `Headers`). */
+export const Headers = HeaderNames;
+
+/**
+ * The `Nats-Msg-Id` of everything the services publish besides events (whose id is the
+ * envelope's). A second publish with the same id inside a stream's 2-minute duplicate
+ * window is stored once, so each format says what counts as "the same message".
+ */
+export const MsgIds = {
+  /** A job: its send_id (also WeChat's client_msg_id). */
+  job: (sendId: string) => sendId,
+  /** A job published again by an operator's replay of DLQ entry `dlqSeq`. */
+  replay: (sendId: string, dlqSeq: number) => `${sendId}.replay.${dlqSeq}`,
+  /** A job parked for the provider's daily quota after `attempts` attempts. */
+  park: (sendId: string, attempts: number) => `${sendId}.park.${attempts}`,
+  /** A DLQ copy; the source sequence lets a replayed job that dies again be copied again. */
+  dlq: (sendId: string, attempts: number, reason: string, sourceSeq?: number) =>
+    sourceSeq !== undefined ? `dlq.${sendId}.${attempts}.${reason}.${sourceSeq}` : `dlq.${sendId}.${attempts}.${reason}`,
+  /** `notification.sent`: one per send. */
+  sent: (sendId: string) => `sent.${sendId}`,
+  /** `notification.failed`. */
+  failed: (sendId: string, attempts: number) => `failed.${sendId}.${attempts}`,
+  /** `notification.dead`, per MAX_DELIVERIES advisory of SENDS sequence `seq`. */
+  dead: (sendId: string, seq: number) => `dead.${sendId}.${seq}`,
+  /** `notification.alert`: `ref` names what triggered it (a fact, a time window). */
+  alert: (kind: string, channel: string, ref: string | number) => `alert.${kind}.${channel}.${ref}`,
 } as const;

@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { KV } from "@nats-io/kv";
 import { NatsServer } from "@notify/nats-server";
 import { DISPATCHER_MAX_DELIVER, JOB_HEADER_ROOM, RecordStore, decodeJob, ensureTopology, streamConfigs } from "@notify/nats";
-import { FailReason, Headers, Status, Streams, Subjects, decodeJson, encodeJson, lockKey, sendIdFor, templateKey, type EventEnvelope, type LockValue, type SendJob } from "@notify/contracts";
+import { FailReason, HeaderNames, Status, Streams, Subjects, decodeJson, encodeJson, lockKey, sendIdFor, templateKey, type EventEnvelope, type LockValue, type SendJob } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { createMetrics } from "@notify/metrics";
 import { startDispatcher, type DispatcherService } from "@notify/dispatcher";
@@ -52,7 +52,7 @@ async function jobsFor(sendId: string): Promise<SendJob[]> {
   const si = await jsm.streams.info(Streams.sends);
   for (let seq = si.state.first_seq; seq <= si.state.last_seq && si.state.messages > 0; seq++) {
     const m = await jsm.streams.getMessage(Streams.sends, { seq }).catch(() => null);
-    if (m && m.header.get(Headers.sendId) === sendId) jobs.push(decodeJob(m.data));
+    if (m && m.header.get(HeaderNames.sendId) === sendId) jobs.push(decodeJob(m.data));
   }
   return jobs;
 }

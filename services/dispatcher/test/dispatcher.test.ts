@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { NatsServer } from "@notify/nats-server";
 import { RecordStore, decodeJob, ensureTopology, openBuckets } from "@notify/nats";
-import { Headers, Status, Streams, Subjects, encodeJson, lockKey, sendIdFor, templateKey, type EventEnvelope } from "@notify/contracts";
+import { HeaderNames, Status, Streams, Subjects, encodeJson, lockKey, sendIdFor, templateKey, type EventEnvelope } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { createMetrics } from "@notify/metrics";
 import { rejectedRecordId, startDispatcher, type DispatcherService } from "@notify/dispatcher";
@@ -63,7 +63,7 @@ async function jobsFor(sendId: string) {
   const si = await jsm.streams.info(Streams.sends);
   for (let seq = si.state.first_seq; seq <= si.state.last_seq && si.state.messages > 0; seq++) {
     const m = await jsm.streams.getMessage(Streams.sends, { seq }).catch(() => null);
-    if (m && m.header.get(Headers.sendId) === sendId) jobs.push(decodeJob(m.data));
+    if (m && m.header.get(HeaderNames.sendId) === sendId) jobs.push(decodeJob(m.data));
   }
   return jobs;
 }

@@ -1,4 +1,4 @@
-import { FailReason, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
+import { FailReason, MsgIds, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
 
 /**
  * The alert rules, with no I/O: facts go in, alerts to raise come out. Time is passed
@@ -121,7 +121,7 @@ export class AlertRules {
     if (!this.claim("dlq_depth", ALL_CHANNELS, now)) return null;
     return {
       // One id per window: two replicas checking at about the same time store one fact.
-      msgId: `alert.dlq_depth.${ALL_CHANNELS}.${Math.floor(now / Math.max(1, dedupWindowMs))}`,
+      msgId: MsgIds.alert("dlq_depth", ALL_CHANNELS, Math.floor(now / Math.max(1, dedupWindowMs))),
       fact: {
         kind: "dlq_depth",
         channel: ALL_CHANNELS,
@@ -149,7 +149,7 @@ export class AlertRules {
     if (s.count <= threshold) return null;
     if (!this.claim("consecutive_failures", channel, now)) return null;
     return {
-      msgId: `alert.consecutive_failures.${channel}.${s.lastRef}`,
+      msgId: MsgIds.alert("consecutive_failures", channel, s.lastRef),
       fact: {
         kind: "consecutive_failures",
         channel,

@@ -1,5 +1,5 @@
 import t from "tap";
-import { Headers, MAX_ENVELOPE_BYTES, Streams, decodeJson } from "@notify/contracts";
+import { HeaderNames, MAX_ENVELOPE_BYTES, Streams, decodeJson } from "@notify/contracts";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
@@ -26,9 +26,9 @@ t.test("gateway - POST /notifications/events publishes on events.<event> with Na
 
   const m = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: body.seq });
   t.equal(m!.subject, "events.order.paid");
-  t.equal(m!.header.get(Headers.msgId), env.id, "Nats-Msg-Id is the event id");
+  t.equal(m!.header.get(HeaderNames.msgId), env.id, "Nats-Msg-Id is the event id");
   t.same(decodeJson(m!.data), env, "the envelope as posted");
-  const tp = m!.header.get(Headers.traceparent);
+  const tp = m!.header.get(HeaderNames.traceparent);
   t.match(tp, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/, "joins the caller's trace");
   t.equal(res.headers.traceparent, tp, "and returns it");
 
@@ -40,7 +40,7 @@ t.test("gateway - POST /notifications/events publishes on events.<event> with Na
   const fresh = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: envelope({ event: "ticket.redeemed", ticket_id: "T-9" }) });
   t.equal(fresh.json().subject, "events.ticket.redeemed");
   const m2 = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: fresh.json().seq });
-  t.match(m2!.header.get(Headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a new trace when the caller sends none");
+  t.match(m2!.header.get(HeaderNames.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a new trace when the caller sends none");
 });
 
 t.test("gateway - POST /notifications/events rejects invalid envelopes (400 with reasons) and large ones (413)", async (t) => {

@@ -3,7 +3,8 @@ import { headers } from "@nats-io/transport-node";
 import {
   FINAL_STATUSES,
   FailReason,
-  Headers,
+  HeaderNames,
+  MsgIds,
   Status,
   Subjects,
   backoffDelay,
@@ -21,8 +22,6 @@ import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
 
-/** A job parked for a provider quota carries the attempts already made and when to try again. */
-export const PARK_HEADERS = { notBefore: "Notify-Not-Before", attemptsBefore: "Notify-Attempts-Before" } as const;
 
 export interface SenderDeps {
   js: JetStreamClient;
@@ -53,15 +52,15 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     const job = decodeJob(msg.data);
     const h = msg.headers;
     const delivery = msg.info.deliveryCount;
-    const before = Number(h?.get(PARK_HEADERS.attemptsBefore) || 0);
-    const notBefore = Number(h?.get(PARK_HEADERS.notBefore) || 0);
+    const before = Number(h?.get(HeaderNames.attemptsBefore) || 0);
+    const notBefore = Number(h?.get(HeaderNames.notBefore) || 0);
     // A parked copy spends its first delivery waiting for the quota to reset.
     const attempts = before + (notBefore ? Math.max(1, delivery - 1) : delivery);
     // Built only when something is logged: a first-delivery success logs nothing.
     let child: Logger | undefined;
     const log = () => {
       if (child) return child;
-      const trace = parseTraceparent(h?.get(Headers.traceparent));
+      const trace = parseTraceparent(h?.get(HeaderNames.traceparent));
       return (child = deps.log.child({ send_id: job.send_id, attempts, ...(trace ? { trace_id: trace.traceId } : {}) }));
     };
 
@@ -70,7 +69,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     // First delivery of a fresh job: trust the revision the dispatcher recorded (no KV read).
     // Any redelivery reads the record: success there means we crashed after sending.
     let expected: StoredRecord | undefined;
-    const rev = Number(h?.get(Headers.recordRevision) || 0);
+    const rev = Number(h?.get(HeaderNames.recordRevision) || 0);
     if (delivery === 1 && before === 0 && rev > 0) {
       expected = { record: recordFromJob(job), revision: rev };
     } else {
@@ -80,7 +79,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
           // Sent before a crash or a failed publish: the fact may be missing. Publish it
           // again from the record (its msg id de-duplicates a copy within the window).
           const r = cur.record;
-          await publishSent(deps, sentFact(job, ch, r.attempts || attempts, r.sent_at ?? r.updated_at, r.wechat_msgid), h?.get(Headers.traceparent));
+          await publishSent(deps, sentFact(job, ch, r.attempts || attempts, r.sent_at ?? r.updated_at, r.wechat_msgid), h?.get(HeaderNames.traceparent));
         }
         log().info({ status: cur.record.status }, "record already final: job dropped without a send");
         return Decisions.ack(true);
@@ -99,7 +98,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
           (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, next_attempt_at: undefined, updated_at: at }),
           expected ? { expected } : {},
         ),
-        publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(Headers.traceparent)),
+        publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(HeaderNames.traceparent)),
       ]);
       if (w.written) {
         metrics.sentTotal.inc({ channel: ch, status: Status.success });
@@ -114,14 +113,14 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     if (outcome.kind === "permanent") {
       const error = `${outcome.code}: ${outcome.error}`;
       // Copy to the DLQ before term(): a terminated job leaves SENDS for good.
-      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent, source_seq: msg.seq }, h?.get(Headers.traceparent));
+      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent, source_seq: msg.seq }, h?.get(HeaderNames.traceparent));
       const w = await records.write(
         job.send_id,
         (c) => withChanges(c ?? recordFromJob(job), { status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, next_attempt_at: undefined, updated_at: now.toISOString() }),
         expected ? { expected } : {},
       );
       if (w.written) {
-        await deps.js.publish(Subjects.failed, encodeJson({ ...w.record }), { msgID: `failed.${job.send_id}.${attempts}` });
+        await deps.js.publish(Subjects.failed, encodeJson({ ...w.record }), { msgID: MsgIds.failed(job.send_id, attempts) });
         metrics.sentTotal.inc({ channel: ch, status: Status.failed });
         metrics.dlqTotal.inc({ channel: ch, reason: FailReason.permanent });
       }
@@ -148,7 +147,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     if (outcome.kind === "quota") {
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
-      await park(deps, job, attempts, now.getTime() + waitMs, h?.get(Headers.traceparent));
+      await park(deps, job, attempts, now.getTime() + waitMs, h?.get(HeaderNames.traceparent));
       deps.onAlert?.(outcome.alert ?? "quota_exceeded", ch, error);
       log().warn({ code: outcome.code, park_ms: waitMs, next_attempt_at: nextAttemptAt }, "provider quota exhausted: job parked");
       return Decisions.ack(true);
@@ -183,19 +182,19 @@ function sentFact(job: SendJob, channel: string, attempts: number, sentAt: strin
 
 /** One fact per send: the msg id makes a re-publish within the duplicate window a no-op. */
 async function publishSent(deps: SenderDeps, fact: SentFact, traceparent: string | null | undefined): Promise<void> {
-  await (deps.publisher ?? deps.js).publish(Subjects.sent, encodeJson(fact), { msgID: `sent.${fact.send_id}`, headers: traceHeaders(traceparent) });
+  await (deps.publisher ?? deps.js).publish(Subjects.sent, encodeJson(fact), { msgID: MsgIds.sent(fact.send_id), headers: traceHeaders(traceparent) });
 }
 
 function traceHeaders(traceparent: string | null | undefined) {
   const h = headers();
-  if (traceparent) h.set(Headers.traceparent, traceparent);
+  if (traceparent) h.set(HeaderNames.traceparent, traceparent);
   return h;
 }
 
 async function park(deps: SenderDeps, job: SendJob, attempts: number, notBefore: number, traceparent: string | null | undefined): Promise<void> {
   const h = traceHeaders(traceparent);
-  h.set(PARK_HEADERS.notBefore, String(notBefore));
-  h.set(PARK_HEADERS.attemptsBefore, String(attempts));
-  h.set(Headers.sendId, job.send_id);
-  await deps.js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: `${job.send_id}.park.${attempts}`, headers: h });
+  h.set(HeaderNames.notBefore, String(notBefore));
+  h.set(HeaderNames.attemptsBefore, String(attempts));
+  h.set(HeaderNames.sendId, job.send_id);
+  await deps.js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: MsgIds.park(job.send_id, attempts), headers: h });
 }

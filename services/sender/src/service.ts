@@ -1,6 +1,6 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, Consumers, Streams, Subjects, encodeJson, type AlertFact, type BackoffPolicy } from "@notify/contracts";
+import { Buckets, Consumers, MsgIds, Streams, Subjects, encodeJson, type AlertFact, type BackoffPolicy } from "@notify/contracts";
 import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
@@ -56,7 +56,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
       o.metrics.alertsTotal.inc({ kind, channel });
       o.log.error({ alert: fact }, "alert");
       // One alert per park window is enough: the message id de-duplicates within 2 minutes.
-      js.publish(Subjects.alert, encodeJson(fact), { msgID: `alert.${kind}.${channel}.${Math.floor(Date.now() / 120_000)}` }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
+      js.publish(Subjects.alert, encodeJson(fact), { msgID: MsgIds.alert(kind, channel, Math.floor(Date.now() / 120_000)) }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
     },
   });
   const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });

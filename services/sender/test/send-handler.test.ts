@@ -5,12 +5,12 @@
  */
 import t from "tap";
 import type { JsMsg } from "@nats-io/jetstream";
-import { Consumers, Status, Streams, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
+import { Consumers, HeaderNames, Status, Streams, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { createMetrics } from "@notify/metrics";
 import { openBuckets, readDlqMeta, settle, type Decision } from "@notify/nats";
 import { FaultKind, startSimulator } from "@notify/wechat-simulator";
-import { PARK_HEADERS, createSendHandler, createWeChatChannel } from "@notify/sender";
+import { createSendHandler, createWeChatChannel } from "@notify/sender";
 import { dlqEntries, factsFor, queueJob, startEnv } from "../../dlq-monitor/test-support/helpers.js";
 
 const SECRET = "handler-secret-5";
@@ -122,7 +122,7 @@ t.test("sender handler - daily quota (45009): parked copy with its own deliverie
 
   // The parked copy: its first delivery only waits for the park to end.
   const parked = await next(job.send_id);
-  t.equal(parked.headers?.get(PARK_HEADERS.attemptsBefore), "1");
+  t.equal(parked.headers?.get(HeaderNames.attemptsBefore), "1");
   const wait = await handle(parked);
   t.equal(wait.kind, "nak");
   t.ok((wait as { delayMs: number }).delayMs <= QUOTA_PARK_MS, "waits out the rest of the park");

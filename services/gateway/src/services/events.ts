@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { Headers, Subjects, childTrace, encodeJson, type EventEnvelope } from "@notify/contracts";
+import { HeaderNames, Subjects, childTrace, encodeJson, type EventEnvelope } from "@notify/contracts";
 
 export interface PublishedEvent {
   id: string;
@@ -17,7 +17,7 @@ export interface PublishedEvent {
 export async function publishEvent(js: JetStreamClient, envelope: EventEnvelope, callerTraceparent?: string): Promise<PublishedEvent> {
   const trace = childTrace(callerTraceparent);
   const h = headers();
-  h.set(Headers.traceparent, trace.traceparent);
+  h.set(HeaderNames.traceparent, trace.traceparent);
   const subject = Subjects.event(envelope.event);
   const ack = await js.publish(subject, encodeJson(envelope), { msgID: envelope.id, headers: h });
   return { id: envelope.id, subject, seq: ack.seq, duplicate: ack.duplicate, traceparent: trace.traceparent };
