@@ -10,8 +10,12 @@ import { waitFor } from "../../../test/support/wait.js";
 
 const BASE_MS = 100;
 const JITTER = 0.1;
-/** Slack for handling on a busy machine: the old consumer backoff added seconds per retry. */
-const SLACK_MS = 300;
+/**
+ * Slack for handling (a WeChat call, a record write) on a shared, busy machine. The old
+ * consumer backoff added 15 s and more per retry with the defaults, seconds with small
+ * values: a window this size still tells the two apart.
+ */
+const SLACK_MS = 750;
 
 /**
  * The schedule an operator configures is the schedule that happens, on every supported
@@ -60,6 +64,6 @@ for (const { binary, version } of serverBinaries()) {
     t.equal(dlq.send_id, dead.send_id, "the job is in the DLQ");
     t.equal(dlq.attempts, 5);
     // The whole story fits in a few seconds (it took minutes with the consumer backoff).
-    t.ok(Date.parse(dead.updated_at) - at[0]! < 5000, `dead ${Date.parse(dead.updated_at) - at[0]!} ms after the first attempt`);
+    t.ok(Date.parse(dead.updated_at) - at[0]! < 6000, `dead ${Date.parse(dead.updated_at) - at[0]!} ms after the first attempt`);
   });
 }
