@@ -52,6 +52,9 @@ export function sendIdFor(k: BusinessKey): string {
   return `snd_${h}`;
 }
 
+/** What `sendIdFor` produces, and so the only send_id a job or a record can carry. */
+export const SEND_ID_PATTERN = /^snd_[0-9a-f]{32}$/;
+
 /** Template key in `notification_templates`: `<event>.<channel>.<language>`. */
 export function templateKey(event: string, channel: string, language: string): string {
   return `${event}.${channel}.${language}`;

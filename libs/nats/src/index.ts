@@ -4,4 +4,5 @@ export * from "./topology.js";
 export * from "./records.js";
 export * from "./actor.js";
 export * from "./jobs.js";
+export * from "./dlq.js";
 export * from "./js-pipeline.js";

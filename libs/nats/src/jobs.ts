@@ -1,6 +1,6 @@
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
-import { headers, type MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Subjects, decodeJson, encodeJson, type SendJob } from "@notify/contracts";
+import { headers } from "@nats-io/transport-node";
+import { Headers, SEND_ID_PATTERN, Subjects, decodeJson, encodeJson, type SendJob } from "@notify/contracts";
 
 export interface PublishJobOptions {
   /** KV revision of the record as the publisher left it (lets the sender CAS without a read). */
@@ -70,16 +70,42 @@ export function dlqMsgId(meta: DlqMeta): string {
   return meta.source_seq !== undefined ? `${base}.${meta.source_seq}` : base;
 }
 
-/** Reads the DLQ meta back from a message's headers. */
-export function readDlqMeta(h: MsgHdrs | undefined): DlqMeta {
-  return {
-    send_id: h?.get(Headers.sendId) ?? "",
-    attempts: Number(h?.get(Headers.attempts) ?? 0),
-    last_error: h?.get(Headers.lastError) ?? "",
-    reason: h?.get(Headers.reason) ?? "",
-  };
-}
-
 export function decodeJob(data: Uint8Array): SendJob {
   return decodeJson<SendJob>(data);
+}
+
+/** A job decoded and checked field by field, or why the bytes are not one. */
+export type ParsedJob = { ok: true; job: SendJob } | { ok: false; error: string };
+
+const JOB_STRINGS = ["send_id", "event_id", "event", "channel", "order_id", "openid", "language", "template_id", "occurred_at"] as const;
+
+/** Decodes a job without trusting the bytes: for messages anyone may have published. */
+export function parseJob(data: Uint8Array): ParsedJob {
+  let v: unknown;
+  try {
+    v = decodeJson(data);
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  if (!isObject(v)) return { ok: false, error: "not a JSON object" };
+  for (const k of JOB_STRINGS) if (typeof v[k] !== "string") return { ok: false, error: `${k} is not a string` };
+  if (!SEND_ID_PATTERN.test(v.send_id as string)) return { ok: false, error: "send_id is not a send id" };
+  if (v.ticket_id !== null && typeof v.ticket_id !== "string") return { ok: false, error: "ticket_id is neither a string nor null" };
+  const p = v.payload;
+  if (!isObject(p)) return { ok: false, error: "payload is not an object" };
+  if (typeof p.touser !== "string" || typeof p.template_id !== "string") return { ok: false, error: "payload.touser or payload.template_id is not a string" };
+  for (const k of ["url", "client_msg_id"]) if (p[k] !== undefined && typeof p[k] !== "string") return { ok: false, error: `payload.${k} is not a string` };
+  const mp = p.miniprogram;
+  if (mp !== undefined && !(isObject(mp) && typeof mp.appid === "string" && (mp.pagepath === undefined || typeof mp.pagepath === "string"))) {
+    return { ok: false, error: "payload.miniprogram is malformed" };
+  }
+  if (!isObject(p.data)) return { ok: false, error: "payload.data is not an object" };
+  for (const [k, f] of Object.entries(p.data)) {
+    if (!isObject(f) || typeof f.value !== "string" || (f.color !== undefined && typeof f.color !== "string")) return { ok: false, error: `payload.data.${k} is not { value, color? }` };
+  }
+  return { ok: true, job: v as unknown as SendJob };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -1,4 +1,4 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import {
   FailReason,
@@ -13,7 +13,7 @@ import {
   type SendJob,
   type SendRecord,
 } from "@notify/contracts";
-import { Decisions, RecordStore, decodeJob, publishToDlq, type Decision } from "@notify/nats";
+import { Decisions, RecordStore, decodeJob, deleteDlqEntry, deleteIfPresent, publishToDlq, type Decision } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 
@@ -157,7 +157,7 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
       } else {
         // A success (or a permanent failure) landed between our read and our write: the
         // copy just made is wrong. Remove it, then the job.
-        await deleteIfPresent(jsm, Streams.dlq, copy.seq);
+        await deleteDlqEntry(jsm, copy.seq);
         await deleteJob(seq);
         log.info({ status: w.current?.record.status }, "record became final while dead-lettering: copy withdrawn");
         deps.onOutcome?.("final", advisory);
@@ -184,22 +184,5 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
 
   async function deleteJob(seq: number): Promise<void> {
     await deleteIfPresent(jsm, Streams.sends, seq);
-  }
-}
-
-/**
- * Deletes one stream message; a message that is already gone is not an error. nats-server
- * 2.9 answers a delete of a missing message with 10057 (message delete failed) rather than
- * 10037 (no message found): that case is confirmed by reading the sequence, not by
- * matching the description.
- */
-export async function deleteIfPresent(jsm: JetStreamManager, stream: string, seq: number): Promise<void> {
-  try {
-    await jsm.streams.deleteMessage(stream, seq, false);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError)) throw err;
-    if (err.code === JetStreamApiCodes.NoMessageFound) return;
-    if ((await jsm.streams.getMessage(stream, { seq })) === null) return;
-    throw err;
   }
 }

@@ -16,7 +16,7 @@ const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { channel, from_seq, limit = 50 } = request.query;
-      return app.notify.dlq.list({ channel, fromSeq: from_seq, limit });
+      return app.notify.dlq.list({ channel, fromSeq: from_seq === undefined ? undefined : Number(from_seq), limit });
     },
   );
 
@@ -30,7 +30,7 @@ const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: DlqEntry, ...errors(400, 404) },
       },
     },
-    async (request) => app.notify.dlq.inspect(request.params.seq),
+    async (request) => app.notify.dlq.inspect(Number(request.params.seq)),
   );
 
   app.post(
@@ -38,13 +38,13 @@ const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ["DLQ"],
-        summary: "Replay: record back to queued, job back on SENDS with a fresh attempt budget, entry removed",
+        summary: "Replay: record back to queued, job back on SENDS with a fresh attempt budget, entry removed (409 for an entry that is not a job)",
         params: DlqParams,
         response: { 200: DlqReplayResponse, ...errors(400, 404, 409) },
       },
     },
     async (request) => {
-      const res = await app.notify.dlq.replay(request.params.seq);
+      const res = await app.notify.dlq.replay(Number(request.params.seq));
       app.notify.gatewayMetrics.dlqActions.inc({ action: "replay", channel: res.channel });
       request.log.info({ seq: res.seq, send_id: res.send_id, msg_id: res.msg_id }, "DLQ entry replayed");
       return res;
@@ -56,13 +56,13 @@ const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ["DLQ"],
-        summary: "Discard a dead-lettered send (its record stays dead or failed)",
+        summary: "Discard a DLQ entry, a job or not (a job's record stays dead or failed)",
         params: DlqParams,
         response: { 204: NoContent, ...errors(400, 404) },
       },
     },
     async (request, reply) => {
-      const { channel } = await app.notify.dlq.discard(request.params.seq);
+      const { channel } = await app.notify.dlq.discard(Number(request.params.seq));
       app.notify.gatewayMetrics.dlqActions.inc({ action: "discard", channel });
       request.log.info({ seq: request.params.seq }, "DLQ entry discarded");
       return reply.code(204).send(null);

@@ -3,11 +3,38 @@ import { CHANNELS } from "@notify/contracts";
 import { SendRecordSchema } from "./sends.js";
 import { WeChatPayloadSchema } from "./preview.js";
 
-const summaryFields = {
+/**
+ * A stream sequence, 1 to 2^53−1, as the canonical decimal string: bounded by the pattern
+ * itself, so `9007199254740993` or `1.0000000000000001` is a 400, never a number rounded
+ * onto another entry (a JSON number loses integers past 2^53).
+ */
+export const STREAM_SEQ_PATTERN = decimalUpTo(Number.MAX_SAFE_INTEGER);
+
+const StreamSeq = (description: string) => Type.String({ pattern: STREAM_SEQ_PATTERN, maxLength: 16, description, examples: ["1"] });
+
+/** A regular expression for the decimal integers 1..max (no sign, no leading zeros). */
+function decimalUpTo(max: number): string {
+  const m = String(max);
+  const alts = m.length > 1 ? [`[1-9]\\d{0,${m.length - 2}}`] : [];
+  for (let i = 0; i < m.length; i++) {
+    const d = Number(m[i]);
+    const lo = i === 0 ? 1 : 0;
+    if (d > lo) alts.push(`${m.slice(0, i)}[${lo}-${d - 1}]\\d{${m.length - i - 1}}`);
+  }
+  alts.push(m);
+  return `^(?:${alts.join("|")})$`;
+}
+
+const entryFields = {
   seq: Type.Integer({ description: "Stream sequence in DLQ: the id for inspect, replay and discard" }),
   subject: Type.String(),
   channel: Type.String(),
   received_at: Type.String({ format: "date-time" }),
+};
+
+const summaryFields = {
+  ...entryFields,
+  readable: Type.Literal(true, { description: "The entry is a job" }),
   send_id: Type.String(),
   attempts: Type.Integer(),
   reason: Type.String({ description: "wechat_permanent, max_deliveries, ..." }),
@@ -19,6 +46,18 @@ const summaryFields = {
 };
 
 export const DlqEntrySummary = Type.Object(summaryFields);
+
+/** A message on notify.dlq.<channel> that is not a job: shown so it can be discarded. */
+export const DlqUnreadable = Type.Object(
+  {
+    ...entryFields,
+    readable: Type.Literal(false, { description: "Not a job: it can only be discarded" }),
+    size: Type.Integer({ description: "Body size in bytes" }),
+    headers: Type.Array(Type.Object({ name: Type.String(), value: Type.String() }), { description: "The first 32 headers, values cut at 512 characters" }),
+    error: Type.String({ description: "Why it is not a job" }),
+  },
+  { description: "A message that is not a job" },
+);
 
 export const SendJobSchema = Type.Object({
   send_id: Type.String(),
@@ -34,24 +73,30 @@ export const SendJobSchema = Type.Object({
   payload: WeChatPayloadSchema,
 });
 
-export const DlqEntry = Type.Object(
-  {
-    ...summaryFields,
-    job: SendJobSchema,
-    record: Type.Optional(SendRecordSchema),
-  },
-  { description: "The dead job, why it died and the current send record" },
+export const DlqEntry = Type.Union(
+  [
+    Type.Object(
+      {
+        ...summaryFields,
+        job: SendJobSchema,
+        record: Type.Optional(SendRecordSchema),
+      },
+      { description: "The dead job, why it died and the current send record" },
+    ),
+    DlqUnreadable,
+  ],
+  { description: "A dead job, or a message that is not one (readable: false)" },
 );
 
 export const DlqListQuery = Type.Object({
   channel: Type.Optional(Type.Enum(CHANNELS)),
-  from_seq: Type.Optional(Type.Integer({ minimum: 1, description: "Start at this stream sequence (next_seq of the previous page)" })),
+  from_seq: Type.Optional(StreamSeq("Start at this stream sequence (next_seq of the previous page)")),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
 });
 
 export const DlqListResponse = Type.Object(
   {
-    items: Type.Array(DlqEntrySummary),
+    items: Type.Array(Type.Union([DlqEntrySummary, DlqUnreadable])),
     count: Type.Integer({ description: "Items on this page" }),
     total: Type.Integer({ description: "Messages in the DLQ stream (all channels)" }),
     first_seq: Type.Integer(),
@@ -61,7 +106,7 @@ export const DlqListResponse = Type.Object(
   { description: "Dead-lettered jobs, oldest first" },
 );
 
-export const DlqParams = Type.Object({ seq: Type.Integer({ minimum: 1 }) });
+export const DlqParams = Type.Object({ seq: StreamSeq("Stream sequence of the entry in DLQ (1 to 2^53−1)") });
 
 export const DlqReplayResponse = Type.Object(
   {

@@ -1,0 +1,180 @@
+import { JetStreamApiError, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import type { MsgHdrs } from "@nats-io/transport-node";
+import { Headers, Streams, Subjects, type SendJob } from "@notify/contracts";
+import { parseJob, type DlqMeta } from "./jobs.js";
+
+/**
+ * Reading and deleting DLQ entries: the one implementation the gateway's DLQ API and the
+ * DLQ monitor share. Anything can be published on `notify.dlq.<channel>` (a stray
+ * publisher, a bug, an attacker with publish rights), so reads never assume a job: an
+ * entry that is not one is returned as unreadable, with its size and headers, and can
+ * still be discarded.
+ */
+
+/** Every DLQ entry, readable or not. */
+interface EntryBase {
+  /** Stream sequence in DLQ: the id for inspect, replay and discard. */
+  seq: number;
+  subject: string;
+  /** The subject's last token (`notify.dlq.<channel>`). */
+  channel: string;
+  received_at: string;
+}
+
+/** A job, with why it died (from the headers the sender or the DLQ monitor set). */
+export interface ReadableDlqEntry extends EntryBase {
+  readable: true;
+  send_id: string;
+  attempts: number;
+  reason: string;
+  last_error: string;
+  event: string;
+  event_id: string;
+  order_id: string;
+  ticket_id: string | null;
+  job: SendJob;
+  /** The dead job's trace context (a replay continues the trace). */
+  traceparent?: string | undefined;
+}
+
+/** Not a job: what an operator needs to decide to discard it. */
+export interface UnreadableDlqEntry extends EntryBase {
+  readable: false;
+  /** Body size in bytes. */
+  size: number;
+  /** The first headers, values cut at `HEADER_VALUE_MAX` characters. */
+  headers: { name: string; value: string }[];
+  /** Why it is not a job. */
+  error: string;
+}
+
+export type DlqEntry = ReadableDlqEntry | UnreadableDlqEntry;
+
+export interface DlqPage {
+  items: DlqEntry[];
+  count: number;
+  /** Messages in the DLQ stream (all channels). */
+  total: number;
+  first_seq: number;
+  last_seq: number;
+  next_seq?: number;
+}
+
+const DLQ_PREFIX = Subjects.dlq("");
+const HEADERS_MAX = 32;
+const HEADER_VALUE_MAX = 512;
+
+/** Reads the DLQ meta back from a message's headers; a malformed attempts count reads as 0. */
+export function readDlqMeta(h: MsgHdrs | undefined): DlqMeta {
+  const attempts = h?.get(Headers.attempts) ?? "";
+  return {
+    send_id: h?.get(Headers.sendId) ?? "",
+    attempts: /^\d{1,15}$/.test(attempts) ? Number(attempts) : 0,
+    last_error: h?.get(Headers.lastError) ?? "",
+    reason: h?.get(Headers.reason) ?? "",
+  };
+}
+
+/** One stored DLQ message as an entry; never throws. */
+export function toDlqEntry(m: StoredMsg): DlqEntry {
+  const base: EntryBase = {
+    seq: m.seq,
+    subject: m.subject,
+    channel: m.subject.startsWith(DLQ_PREFIX) ? m.subject.slice(DLQ_PREFIX.length) : m.subject,
+    received_at: receivedAt(m),
+  };
+  let h: MsgHdrs;
+  try {
+    h = m.header;
+  } catch (err) {
+    return { ...base, readable: false, size: m.data.length, headers: [], error: `headers not readable: ${(err as Error).message}` };
+  }
+  const parsed = parseJob(m.data);
+  if (!parsed.ok) return { ...base, readable: false, size: m.data.length, headers: headerList(h), error: parsed.error };
+  const job = parsed.job;
+  const meta = readDlqMeta(h);
+  return {
+    ...base,
+    readable: true,
+    // The job's own id: the header is only a copy, and the job is what a replay sends.
+    send_id: job.send_id,
+    attempts: meta.attempts,
+    reason: meta.reason,
+    last_error: meta.last_error,
+    event: job.event,
+    event_id: job.event_id,
+    order_id: job.order_id,
+    ticket_id: job.ticket_id,
+    job,
+    traceparent: h.get(Headers.traceparent) || undefined,
+  };
+}
+
+/** The entry at `seq`, or null when there is none (never was, or deleted). */
+export async function getDlqEntry(jsm: JetStreamManager, seq: number): Promise<DlqEntry | null> {
+  const m = await jsm.streams.getMessage(Streams.dlq, { seq });
+  return m ? toDlqEntry(m) : null;
+}
+
+/** Entries from `fromSeq` on, oldest first, `limit` at most; `next_seq` when more follow. */
+export async function listDlq(jsm: JetStreamManager, opts: { channel?: string | undefined; fromSeq?: number | undefined; limit: number }): Promise<DlqPage> {
+  const { state } = await jsm.streams.info(Streams.dlq);
+  const subject = opts.channel ? Subjects.dlq(opts.channel) : Subjects.dlqAll;
+  const items: DlqEntry[] = [];
+  let seq = Math.max(opts.fromSeq ?? 1, state.first_seq, 1);
+  let nextSeq: number | undefined;
+  while (state.messages > 0 && seq <= state.last_seq) {
+    // next_by_subj (nats-server ≥ 2.9) skips deleted sequences and other channels in one
+    // request; the client's type for the non-direct get does not list it yet.
+    const m = await jsm.streams.getMessage(Streams.dlq, { seq, next_by_subj: subject } as unknown as { seq: number });
+    if (!m) break;
+    if (items.length === opts.limit) {
+      nextSeq = m.seq;
+      break;
+    }
+    items.push(toDlqEntry(m));
+    seq = m.seq + 1;
+  }
+  const page: DlqPage = { items, count: items.length, total: state.messages, first_seq: state.first_seq, last_seq: state.last_seq };
+  if (nextSeq !== undefined) page.next_seq = nextSeq;
+  return page;
+}
+
+/** Removes a DLQ entry; false when it was already gone (a concurrent discard or replay). */
+export function deleteDlqEntry(jsm: JetStreamManager, seq: number): Promise<boolean> {
+  return deleteIfPresent(jsm, Streams.dlq, seq);
+}
+
+/**
+ * Deletes one stream message; true when this call removed it, false when it was already
+ * gone. Servers answer a delete of a missing sequence with different codes (10037 no
+ * message found, 10043 sequence not found, 2.9's 10057 message delete failed), so any
+ * refusal is confirmed by reading the sequence back rather than by matching a code.
+ */
+export async function deleteIfPresent(jsm: JetStreamManager, stream: string, seq: number): Promise<boolean> {
+  try {
+    if (await jsm.streams.deleteMessage(stream, seq, false)) return true;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError)) throw err;
+    if ((await jsm.streams.getMessage(stream, { seq })) !== null) throw err;
+    return false;
+  }
+  if ((await jsm.streams.getMessage(stream, { seq })) !== null) throw new Error(`${stream}: sequence ${seq} was not deleted`);
+  return false;
+}
+
+function headerList(h: MsgHdrs): { name: string; value: string }[] {
+  const out: { name: string; value: string }[] = [];
+  for (const [name, values] of h) {
+    for (const v of values) {
+      if (out.length === HEADERS_MAX) return out;
+      out.push({ name, value: v.length > HEADER_VALUE_MAX ? `${v.slice(0, HEADER_VALUE_MAX)}…` : v });
+    }
+  }
+  return out;
+}
+
+function receivedAt(m: StoredMsg): string {
+  const t = m.time;
+  return Number.isNaN(t.getTime()) ? new Date(0).toISOString() : t.toISOString();
+}
