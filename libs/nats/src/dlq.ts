@@ -1,6 +1,6 @@
 import { JetStreamApiError, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Streams, Subjects, type SendJob } from "@notify/contracts";
+import { Headers, Streams, Subjects, type JobPayload, type SendJob } from "@notify/contracts";
 import { parseJob, type DlqMeta } from "./jobs.js";
 
 /**
@@ -32,7 +32,7 @@ export interface ReadableDlqEntry extends EntryBase {
   event_id: string;
   order_id: string;
   ticket_id: string | null;
-  job: SendJob;
+  job: SendJob<JobPayload>;
   /** The dead job's trace context (a replay continues the trace). */
   traceparent?: string | undefined;
 }

@@ -1,6 +1,6 @@
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { Headers, SEND_ID_PATTERN, Subjects, decodeJson, encodeJson, type SendJob } from "@notify/contracts";
+import { Headers, SEND_ID_PATTERN, Subjects, decodeJson, encodeJson, type JobPayload, type SendJob } from "@notify/contracts";
 
 export interface PublishJobOptions {
   /** KV revision of the record as the publisher left it (lets the sender CAS without a read). */
@@ -26,7 +26,7 @@ export function jobBodyLimit(maxPayload: number): number {
 }
 
 /** Publishes a job on `notify.send.<channel>` with `Nats-Msg-Id` (SENDS de-duplicates it). */
-export function publishJob(js: Pick<JetStreamClient, "publish">, job: SendJob, opts: PublishJobOptions = {}): Promise<PubAck> {
+export function publishJob(js: Pick<JetStreamClient, "publish">, job: SendJob<JobPayload>, opts: PublishJobOptions = {}): Promise<PubAck> {
   const h = headers();
   if (opts.recordRevision !== undefined) h.set(Headers.recordRevision, String(opts.recordRevision));
   if (opts.traceparent) h.set(Headers.traceparent, opts.traceparent);
@@ -53,7 +53,7 @@ export interface DlqMeta {
  * Copies a job to `notify.dlq.<channel>`. The message id is derived from the send and
  * its attempts, so a redelivered advisory or a retried copy is stored once.
  */
-export function publishToDlq(js: JetStreamClient, job: SendJob, meta: DlqMeta, traceparent?: string): Promise<PubAck> {
+export function publishToDlq(js: JetStreamClient, job: SendJob<JobPayload>, meta: DlqMeta, traceparent?: string): Promise<PubAck> {
   const h = headers();
   h.set(Headers.sendId, meta.send_id);
   h.set(Headers.attempts, String(meta.attempts));
@@ -75,7 +75,7 @@ export function decodeJob(data: Uint8Array): SendJob {
 }
 
 /** A job decoded and checked field by field, or why the bytes are not one. */
-export type ParsedJob = { ok: true; job: SendJob } | { ok: false; error: string };
+export type ParsedJob = { ok: true; job: SendJob<JobPayload> } | { ok: false; error: string };
 
 const JOB_STRINGS = ["send_id", "event_id", "event", "channel", "order_id", "openid", "language", "template_id", "occurred_at"] as const;
 
@@ -91,19 +91,28 @@ export function parseJob(data: Uint8Array): ParsedJob {
   for (const k of JOB_STRINGS) if (typeof v[k] !== "string") return { ok: false, error: `${k} is not a string` };
   if (!SEND_ID_PATTERN.test(v.send_id as string)) return { ok: false, error: "send_id is not a send id" };
   if (v.ticket_id !== null && typeof v.ticket_id !== "string") return { ok: false, error: "ticket_id is neither a string nor null" };
-  const p = v.payload;
-  if (!isObject(p)) return { ok: false, error: "payload is not an object" };
-  if (typeof p.touser !== "string" || typeof p.template_id !== "string") return { ok: false, error: "payload.touser or payload.template_id is not a string" };
-  for (const k of ["url", "client_msg_id"]) if (p[k] !== undefined && typeof p[k] !== "string") return { ok: false, error: `payload.${k} is not a string` };
+  if (v.fallback_of !== undefined && typeof v.fallback_of !== "string") return { ok: false, error: "fallback_of is not a string" };
+  const error = isObject(v.payload) ? ("phone" in v.payload ? smsPayloadError(v.payload) : wechatPayloadError(v.payload)) : "payload is not an object";
+  if (error) return { ok: false, error };
+  return { ok: true, job: v as unknown as SendJob<JobPayload> };
+}
+
+function wechatPayloadError(p: Record<string, unknown>): string | null {
+  if (typeof p.touser !== "string" || typeof p.template_id !== "string") return "payload.touser or payload.template_id is not a string";
+  for (const k of ["url", "client_msg_id"]) if (p[k] !== undefined && typeof p[k] !== "string") return `payload.${k} is not a string`;
   const mp = p.miniprogram;
-  if (mp !== undefined && !(isObject(mp) && typeof mp.appid === "string" && (mp.pagepath === undefined || typeof mp.pagepath === "string"))) {
-    return { ok: false, error: "payload.miniprogram is malformed" };
-  }
-  if (!isObject(p.data)) return { ok: false, error: "payload.data is not an object" };
+  if (mp !== undefined && !(isObject(mp) && typeof mp.appid === "string" && (mp.pagepath === undefined || typeof mp.pagepath === "string"))) return "payload.miniprogram is malformed";
+  if (!isObject(p.data)) return "payload.data is not an object";
   for (const [k, f] of Object.entries(p.data)) {
-    if (!isObject(f) || typeof f.value !== "string" || (f.color !== undefined && typeof f.color !== "string")) return { ok: false, error: `payload.data.${k} is not { value, color? }` };
+    if (!isObject(f) || typeof f.value !== "string" || (f.color !== undefined && typeof f.color !== "string")) return `payload.data.${k} is not { value, color? }`;
   }
-  return { ok: true, job: v as unknown as SendJob };
+  return null;
+}
+
+function smsPayloadError(p: Record<string, unknown>): string | null {
+  if (typeof p.phone !== "string" || typeof p.template_id !== "string") return "payload.phone or payload.template_id is not a string";
+  if (!Array.isArray(p.params) || !p.params.every((x) => typeof x === "string")) return "payload.params is not a list of strings";
+  return null;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,6 +1,6 @@
 import t from "tap";
 import type { MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Streams, Subjects, encodeJson, sendIdFor, type SendJob } from "@notify/contracts";
+import { Headers, Streams, Subjects, encodeJson, sendIdFor, type SendJob, type SmsPayload } from "@notify/contracts";
 import { publishToDlq } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
@@ -124,4 +124,18 @@ t.test("sequences are bounded to 1..2^53−1 in the schema: 400 beyond, never ro
   const seq = seqs.get("job, odd channel")!;
   const exact = await app.inject({ method: "GET", url: `/notifications/dlq/${seq}`, headers: AUTH });
   t.equal(exact.json().seq, seq);
+});
+
+t.test("an SMS job in the DLQ is readable, shown with its number masked, and replays unchanged", async (t) => {
+  const app = await appFor(t, nats);
+  const sms: SendJob<SmsPayload> = { ...goodJob, send_id: sendIdFor({ event: "order.paid", order_id: "O-HOSTILE-SMS", ticket_id: null, channel: "sms" }), channel: "sms", order_id: "O-HOSTILE-SMS", payload: { phone: "+8613812345678", template_id: "1234567", params: ["West Lake", "128.5"] } };
+  const { seq } = await publishToDlq(js, sms, { send_id: sms.send_id, attempts: 1, last_error: "FailedOperation.PhoneNumberInBlacklist", reason: "sms_permanent" });
+  const got = await app.inject({ method: "GET", url: `/notifications/dlq/${seq}`, headers: AUTH });
+  t.equal(got.statusCode, 200);
+  t.match(got.json(), { readable: true, channel: "sms", job: { payload: { template_id: "1234567", params: ["West Lake", "128.5"] } } });
+  t.equal(got.json().job.payload.phone, "+*********5678", "masked");
+  const replay = await app.inject({ method: "POST", url: `/notifications/dlq/${seq}/replay`, headers: AUTH });
+  t.equal(replay.statusCode, 200);
+  const m = await nats.topology.jsm.streams.getMessage(Streams.sends, { seq: replay.json().sends_seq });
+  t.same(JSON.parse(Buffer.from(m!.data).toString()), sms, "the stored job, number unmasked, is what is sent again");
 });

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { CHANNELS } from "@notify/contracts";
 import { SendRecordSchema } from "./sends.js";
-import { WeChatPayloadSchema } from "./preview.js";
+import { SmsPayloadSchema, WeChatPayloadSchema } from "./preview.js";
 
 /**
  * A stream sequence, 1 to 2^53−1, as the canonical decimal string: bounded by the pattern
@@ -70,7 +70,8 @@ export const SendJobSchema = Type.Object({
   language: Type.String(),
   template_id: Type.String(),
   occurred_at: Type.String(),
-  payload: WeChatPayloadSchema,
+  payload: Type.Union([WeChatPayloadSchema, SmsPayloadSchema], { description: "WeChat: the template/send body; SMS: the number (masked here), template id and params" }),
+  fallback_of: Type.Optional(Type.String({ description: "A fallback job: the send_id it stands in for" })),
 });
 
 export const DlqEntry = Type.Union(

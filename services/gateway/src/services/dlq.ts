@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { Status, Streams, childTrace, recordFromJob, type SendRecord } from "@notify/contracts";
+import { Status, Streams, childTrace, isSmsPayload, maskPhone, recordFromJob, type SendRecord } from "@notify/contracts";
 import { deleteDlqEntry, getDlqEntry, listDlq, publishJob, type DlqEntry, type DlqPage, type RecordStore } from "@notify/nats";
 import { conflict, notFound } from "../errors.js";
 
@@ -36,7 +36,10 @@ export class DlqAdmin {
     const entry = await this.read(seq);
     if (!entry.readable) return entry;
     const stored = await this.records.get(entry.send_id);
-    return stored ? { ...entry, record: stored.record } : entry;
+    // A phone number is shown masked, as in the send records; a replay sends the stored job.
+    const p = entry.job.payload;
+    const shown = isSmsPayload(p) ? { ...entry, job: { ...entry.job, payload: { ...p, phone: maskPhone(p.phone) } } } : entry;
+    return stored ? { ...shown, record: stored.record } : shown;
   }
 
   async replay(seq: number): Promise<ReplayResult> {
