@@ -163,7 +163,7 @@ export class Alerting {
           await this.loop;
         },
         () => this.idle(),
-        async () => this.o.webhook?.close(),
+        // The webhook is not closed here: its owner (the service that created it) closes it once.
       ];
       for (const step of steps) {
         await step().catch((err: unknown) => this.o.log.warn({ err }, "alerting close step failed"));

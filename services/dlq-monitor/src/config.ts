@@ -20,8 +20,11 @@ export const DlqMonitorConfigSchema = Type.Object({
   ALERT_DEDUP_WINDOW_MS: Type.Integer({ minimum: 0, default: 10 * MINUTE }),
   /** Facts replayed at start-up to rebuild streaks and windows; defaults to ALERT_DEDUP_WINDOW_MS. */
   ALERT_LOOKBACK_MS: Type.Optional(Type.Integer({ minimum: 0 })),
-  /** Optional: alerts are also POSTed here as JSON. Only its origin is ever logged. */
-  ALERT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: "^https?://" })),
+  /**
+   * Optional: alerts are also POSTed here as JSON. Only its origin is ever logged. Checked
+   * apart in loadDlqMonitorConfig (an http(s) URL that parses), never by this schema.
+   */
+  ALERT_WEBHOOK_URL: Type.Optional(Type.String()),
   ALERT_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000 }),
   /** Attempts after the first one; then the alert is logged as undelivered. */
   ALERT_WEBHOOK_RETRIES: Type.Integer({ minimum: 0, maximum: 20, default: 3 }),

@@ -4,6 +4,7 @@ import { Consumers, Streams, type AlertFact } from "@notify/contracts";
 import { Actor, RecordStore, ensureTopology, openBuckets, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import { Counter, createMetrics, type Metrics } from "@notify/metrics";
+import { loadDlqMonitorConfig, settingsFromConfig } from "./config.js";
 import { Alerting } from "./alerting.js";
 import type { AlertRules } from "./alerts.js";
 import { createAdvisoryHandler, type AdvisoryOutcome, type MaxDeliveriesAdvisory } from "./monitor.js";
@@ -27,15 +28,8 @@ export interface DlqMonitorSettings {
   webhook: { url: string; timeoutMs: number; retries: number; backoffMs: number } | null;
 }
 
-export const DEFAULT_SETTINGS: DlqMonitorSettings = {
-  concurrency: 8,
-  dlqAlertThreshold: 100,
-  consecutiveFailures: 3,
-  dedupWindowMs: 10 * 60_000,
-  lookbackMs: 10 * 60_000,
-  dlqCheckIntervalMs: 30_000,
-  webhook: null,
-};
+/** The defaults are the environment schema's (one layer): what an empty environment gives. */
+export const DEFAULT_SETTINGS: DlqMonitorSettings = settingsFromConfig(loadDlqMonitorConfig({}));
 
 export interface DlqMonitorDeps {
   nc: NatsConnection;
