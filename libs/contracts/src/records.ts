@@ -48,7 +48,12 @@ export function canTransition(from: Status | undefined, to: Status, opts: { repl
   return RANK[to] >= RANK[from];
 }
 
-export const SkipReason = { noTemplate: "no_template", disabled: "disabled" } as const;
+export const SkipReason = {
+  noTemplate: "no_template",
+  disabled: "disabled",
+  /** An SMS template, and the envelope has no recipient.phone. */
+  noPhone: "no_phone",
+} as const;
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
 
 export const FailReason = {
@@ -57,6 +62,8 @@ export const FailReason = {
   /** A rendered value breaks WeChat's keyword rule and the template's policy rejects it. */
   fieldRule: "field_rule",
   permanent: "wechat_permanent",
+  /** Tencent SMS refused the message for good (template, signature, number, blacklist). */
+  smsPermanent: "sms_permanent",
   maxDeliveries: "max_deliveries",
   /** The rendered job is larger than the bus accepts (the limit is in `last_error`). */
   tooLarge: "too_large",
@@ -123,6 +130,11 @@ export interface SendJob<P extends JobPayload = WeChatTemplatePayload> {
   payload: P;
   /** A fallback job: the send_id of the send it stands in for (the SMS after a WeChat refusal). */
   fallback_of?: string;
+  /**
+   * WeChat jobs of a template with `fallback: sms`: the SMS job, rendered by the dispatcher,
+   * that the sender publishes (once) if WeChat refuses the traveller for good.
+   */
+  fallback?: SmsSendJob;
 }
 
 export type SmsSendJob = SendJob<SmsPayload>;

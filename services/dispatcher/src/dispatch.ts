@@ -9,8 +9,11 @@ import {
   encodeJson,
   languageCandidates,
   lockKey,
+  isSmsPayload,
+  maskPhone,
   sendIdFor,
   type EventEnvelope,
+  type JobPayload,
   type SendJob,
   type SendRecord,
 } from "@notify/contracts";
@@ -31,6 +34,7 @@ import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { DEFAULT_FIELD_POLICY, enforceFieldRules, type CompiledTemplate, type TemplateCache } from "@notify/templates";
 import { abandonKey, claimKey } from "./claim.js";
+import { prepareFallback, renderSms, smsIsFallbackOnly } from "./sms.js";
 import { parseEnvelope, rejectedRecordId } from "./envelope.js";
 
 export interface DispatcherDeps {
@@ -52,7 +56,7 @@ export interface DispatcherDeps {
 }
 
 /** What happened to one channel of one event (also the metric label). */
-export type Outcome = "queued" | "republished" | "duplicate" | "skipped" | "failed" | "rejected" | "in_flight";
+export type Outcome = "queued" | "republished" | "duplicate" | "skipped" | "failed" | "rejected" | "in_flight" | "fallback_only";
 
 /**
  * The dispatcher's handler: one event in, one decision out. Business outcomes are
@@ -120,6 +124,7 @@ function baseRecord(env: EventEnvelope, channel: string, sendId: string, templat
     attempts: 0,
     occurred_at: env.occurred_at,
     updated_at: new Date().toISOString(),
+    ...(channel === "sms" && env.recipient.phone ? { phone: maskPhone(env.recipient.phone) } : {}),
   };
 }
 
@@ -142,6 +147,8 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
   // Built only when something is logged: the happy path logs nothing.
   let child: Logger | undefined;
   const log = () => (child ??= deps.log.child({ send_id: sendId, event_id: env.id, trace_id: traceId }));
+  // The event's WeChat template names the SMS one as its fallback: nothing to do on `sms` here.
+  if (channel === "sms" && smsIsFallbackOnly(templates, env, deps.channels)) return "fallback_only";
   const template = templates.resolve(env.event, channel, env.recipient.locale);
   const language = template?.template.language ?? languageCandidates(env.recipient.locale).at(-1)!;
 
@@ -167,7 +174,14 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     return "failed";
   }
 
-  let job: SendJob;
+  if (template.sms && !env.recipient.phone) {
+    await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.skipped, reason: SkipReason.noPhone });
+    metrics.skippedTotal.inc({ reason: SkipReason.noPhone });
+    log().info({ reason: SkipReason.noPhone }, "skipped: SMS template and no recipient.phone");
+    return "skipped";
+  }
+
+  let job: SendJob<JobPayload>;
   try {
     job = {
       send_id: sendId,
@@ -180,7 +194,9 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
       language,
       template_id: template.template.template_id,
       occurred_at: env.occurred_at,
-      payload: template.render({ openid: env.recipient.openid, send_id: sendId, data: env.data, event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, occurred_at: env.occurred_at }),
+      payload: template.sms
+        ? renderSms(template, env, env.recipient.phone!)
+        : template.render({ openid: env.recipient.openid, send_id: sendId, data: env.data, event: env.event, order_id: env.order_id, ticket_id: env.ticket_id ?? null, occurred_at: env.occurred_at }),
     };
   } catch (err) {
     await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason: FailReason.render, last_error: String((err as Error).message) });
@@ -189,7 +205,7 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
   }
 
   // WeChat's keyword rules (47003 otherwise, never retryable): truncate or reject per template.
-  const checked = enforceFieldRules(job.payload, template.template.field_policy ?? DEFAULT_FIELD_POLICY);
+  const checked = isSmsPayload(job.payload) ? ({ ok: true, payload: job.payload, rejected: [] } as const) : enforceFieldRules(job.payload, template.template.field_policy ?? DEFAULT_FIELD_POLICY);
   if (!checked.ok) {
     const message = checked.rejected.map((f) => f.message).join("; ");
     await recordOutcome(deps, { ...baseRecord(env, channel, sendId, template, language), status: Status.failed, reason: FailReason.fieldRule, last_error: message, errors: checked.rejected });
@@ -197,6 +213,11 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
     return "failed";
   }
   job.payload = checked.payload;
+  if (template.template.fallback === "sms" && deps.channels.includes("sms")) {
+    const fb = prepareFallback(templates, env, sendId);
+    if ("job" in fb) job.fallback = fb.job;
+    else log().info({ fallback: fb.none }, "WeChat template names an SMS fallback; none prepared");
+  }
 
   // The job's size is known before the key is claimed: a job the bus cannot carry never
   // holds the key (a later, smaller event for it is sent).

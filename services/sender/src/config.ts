@@ -8,8 +8,16 @@ export const SenderConfigSchema = Type.Object({
   ...LogEnv,
   ...MetricsEnv,
   ...WeChatEnv,
-  /** The channel this replica sends on. Only `wechat` has a provider today. */
-  SENDER_CHANNEL: Type.Enum(["wechat"], { default: "wechat" }),
+  /** The channel this replica sends on (its consumer: `sender-<channel>`); SMS senders scale on their own. */
+  SENDER_CHANNEL: Type.Enum(["wechat", "sms"], { default: "wechat" }),
+  /** Tencent Cloud SMS: required only when SENDER_CHANNEL=sms. */
+  TENCENT_SECRET_ID: Type.Optional(Type.String({ minLength: 1 })),
+  TENCENT_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  TENCENT_SMS_SDK_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
+  TENCENT_SMS_SIGN_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  TENCENT_SMS_REGION: Type.String({ default: "ap-guangzhou" }),
+  TENCENT_SMS_ENDPOINT: Type.String({ default: "https://sms.tencentcloudapi.com", pattern: "^https?://" }),
+  TENCENT_SMS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
   /** Jobs in flight per process: a WeChat call is I/O, so dozens per process. */
   SENDER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
   /** Bounds jobs in flight across all replicas (the consumer's max_ack_pending). */
@@ -34,6 +42,9 @@ export const SenderConfigSchema = Type.Object({
   QUOTA_PARK_MS: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
 });
 export type SenderConfig = Static<typeof SenderConfigSchema>;
+
+/** What an SMS sender cannot start without (the error names each one missing). */
+export const SMS_CREDENTIALS = ["TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_SMS_SDK_APP_ID", "TENCENT_SMS_SIGN_NAME"] as const;
 
 /** The retry schedule as configured. */
 export function retryPolicy(c: SenderConfig): BackoffPolicy {
@@ -64,6 +75,13 @@ export function loadSenderConfig(env: NodeJS.ProcessEnv = process.env): SenderCo
     throw new ConfigError("invalid configuration:\n  SENDER_ACK_BACKOFF_MS: removed (the consumer no longer has a backoff); set SENDER_ACK_WAIT_MS instead, or nothing", ["SENDER_ACK_BACKOFF_MS"]);
   }
   const c = loadConfig(SenderConfigSchema, env);
+  if (c.SENDER_CHANNEL === "sms") {
+    const missing = SMS_CREDENTIALS.filter((k) => !c[k]);
+    if (missing.length) throw new ConfigError(`invalid configuration:\n  ${missing.map((k) => `${k}: required when SENDER_CHANNEL=sms (not set)`).join("\n  ")}`, missing);
+    if (senderAckWaitMs(c) <= c.TENCENT_SMS_TIMEOUT_MS) {
+      throw new ConfigError(`invalid configuration:\n  SENDER_ACK_WAIT_MS: must exceed TENCENT_SMS_TIMEOUT_MS (${c.TENCENT_SMS_TIMEOUT_MS})`, ["SENDER_ACK_WAIT_MS"]);
+    }
+  }
   const ackWait = senderAckWaitMs(c);
   if (ackWait <= c.WECHAT_TIMEOUT_MS) {
     throw new ConfigError(`invalid configuration:\n  SENDER_ACK_WAIT_MS: must exceed WECHAT_TIMEOUT_MS (${c.WECHAT_TIMEOUT_MS}), got ${ackWait}`, ["SENDER_ACK_WAIT_MS"]);

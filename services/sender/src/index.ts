@@ -3,3 +3,4 @@ export * from "./channels/wechat.js";
 export * from "./config.js";
 export * from "./send.js";
 export * from "./service.js";
+export * from "./channels/sms.js";

@@ -1,4 +1,5 @@
 import { runService } from "@notify/runtime";
+import { createSmsChannel } from "./channels/sms.js";
 import { createWeChatChannel } from "./channels/wechat.js";
 import { forceRefreshBudget, loadSenderConfig, retryPolicy, senderAckWaitMs } from "./config.js";
 import { startSender } from "./service.js";
@@ -20,11 +21,23 @@ await runService({
       metrics,
       topology,
       createChannel: ({ buckets }) =>
-        createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
+        c.SENDER_CHANNEL === "sms"
+          ? createSmsChannel({
+              endpoint: c.TENCENT_SMS_ENDPOINT,
+              secretId: c.TENCENT_SECRET_ID!,
+              secretKey: c.TENCENT_SECRET_KEY!,
+              sdkAppId: c.TENCENT_SMS_SDK_APP_ID!,
+              signName: c.TENCENT_SMS_SIGN_NAME!,
+              region: c.TENCENT_SMS_REGION,
+              timeoutMs: c.TENCENT_SMS_TIMEOUT_MS,
+              log,
+              connections: c.SENDER_CONCURRENCY,
+            })
+          : createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
       concurrency: c.SENDER_CONCURRENCY,
       retry: retryPolicy(c),
       quotaParkMs: c.QUOTA_PARK_MS,
     });
-    return { ...service, readyFields: { wechat: c.WECHAT_API_BASE } };
+    return { ...service, readyFields: c.SENDER_CHANNEL === "sms" ? { sms: c.TENCENT_SMS_ENDPOINT } : { wechat: c.WECHAT_API_BASE } };
   },
 });

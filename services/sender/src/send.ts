@@ -21,6 +21,7 @@ import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, ty
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
+import { RECIPIENT_FAILURE_CODES, publishFallback } from "./fallback.js";
 
 
 export interface SenderDeps {
@@ -95,7 +96,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       const [w] = await Promise.all([
         records.write(
           job.send_id,
-          (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, wechat_msgid: outcome.providerMsgId, last_error: undefined, next_attempt_at: undefined, updated_at: at }),
+          (c) => withChanges(c ?? recordFromJob(job), { status: Status.success, attempts, sent_at: at, ...providerId(ch, outcome.providerMsgId), last_error: undefined, next_attempt_at: undefined, updated_at: at }),
           expected ? { expected } : {},
         ),
         publishSent(deps, sentFact(job, ch, attempts, at, outcome.providerMsgId), h?.get(HeaderNames.traceparent)),
@@ -112,17 +113,25 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
 
     if (outcome.kind === "permanent") {
       const error = `${outcome.code}: ${outcome.error}`;
+      const reason = ch === "sms" ? FailReason.smsPermanent : FailReason.permanent;
       // Copy to the DLQ before term(): a terminated job leaves SENDS for good.
-      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason: FailReason.permanent, source_seq: msg.seq }, h?.get(HeaderNames.traceparent));
+      await publishToDlq(deps.js, job, { send_id: job.send_id, attempts, last_error: error, reason, source_seq: msg.seq }, h?.get(HeaderNames.traceparent));
+      // The traveller cannot be reached on WeChat: the template's SMS goes out instead (once),
+      // before the record is final, so a crash in between retries the fallback too.
+      const fallback = job.fallback && RECIPIENT_FAILURE_CODES.has(outcome.code) ? job.fallback : undefined;
+      if (fallback) {
+        const r = await publishFallback(deps.js, records, fallback, h?.get(HeaderNames.traceparent));
+        log().info({ fallback_send_id: fallback.send_id, fallback: r }, "WeChat refused the traveller: SMS fallback");
+      }
       const w = await records.write(
         job.send_id,
-        (c) => withChanges(c ?? recordFromJob(job), { status: Status.failed, attempts, reason: FailReason.permanent, last_error: error, next_attempt_at: undefined, updated_at: now.toISOString() }),
+        (c) => withChanges(c ?? recordFromJob(job), { status: Status.failed, attempts, reason, last_error: error, next_attempt_at: undefined, updated_at: now.toISOString(), ...(fallback ? { fallback_send_id: fallback.send_id } : {}) }),
         expected ? { expected } : {},
       );
       if (w.written) {
         await deps.js.publish(Subjects.failed, encodeJson({ ...w.record }), { msgID: MsgIds.failed(job.send_id, attempts) });
         metrics.sentTotal.inc({ channel: ch, status: Status.failed });
-        metrics.dlqTotal.inc({ channel: ch, reason: FailReason.permanent });
+        metrics.dlqTotal.inc({ channel: ch, reason });
       }
       log().warn({ code: outcome.code, error: outcome.error }, "permanent failure: copied to the DLQ");
       return Decisions.term();
@@ -172,6 +181,11 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
  */
 function withChanges(record: SendRecord, changes: Partial<SendRecord>): SendRecord {
   return Object.assign({}, record, changes);
+}
+
+/** Where a record keeps the provider's message id. */
+function providerId(channel: string, id: string | undefined): Partial<SendRecord> {
+  return channel === "sms" ? { sms_serial_no: id } : { wechat_msgid: id };
 }
 
 function sentFact(job: SendJob, channel: string, attempts: number, sentAt: string, wechatMsgid: string | undefined): SentFact {
