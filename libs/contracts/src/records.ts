@@ -69,6 +69,8 @@ export const FailReason = {
   tooLarge: "too_large",
   /** The job could not be published (a permanent error, or the event's last delivery). */
   dispatch: "dispatch",
+  /** The stored template for this event does not compile (the error is in `last_error`). */
+  templateInvalid: "template_invalid",
 } as const;
 
 /** One send (or a rejected event) as recorded in `notification_events`, keyed by `send_id`. */

@@ -2,8 +2,16 @@ import { KvWatchInclude, type KV } from "@nats-io/kv";
 import { decodeJson, languageCandidates, parseTemplateKey, templateKey, type Template } from "@notify/contracts";
 import { compileTemplate, type CompiledTemplate } from "./compile.js";
 
+/** A stored template that does not compile (written around the gateway, or before a rule). */
+export interface InvalidTemplate {
+  key: string;
+  language: string;
+  revision: number;
+  error: string;
+}
+
 export interface TemplateCacheOptions {
-  /** Called when a stored template does not compile (it is then left out of the cache). */
+  /** Called when a stored template does not compile (it is then held as invalid, see invalidFor). */
   onInvalid?: (key: string, err: unknown) => void;
   onChange?: (key: string, op: "PUT" | "DEL" | "PURGE") => void;
 }
@@ -15,6 +23,7 @@ export interface TemplateCacheOptions {
 export class TemplateCache {
   private readonly byKey = new Map<string, CompiledTemplate>();
   private readonly revisions = new Map<string, number>();
+  private readonly invalid = new Map<string, InvalidTemplate>();
   private watcher: { stop(): void } | null = null;
   private stopped: Promise<void> | null = null;
 
@@ -47,6 +56,7 @@ export class TemplateCache {
     const seen = this.revisions.get(key) ?? 0;
     if (revision <= seen) return;
     this.revisions.set(key, revision);
+    this.invalid.delete(key);
     if (op !== "PUT") {
       this.byKey.delete(key);
       this.opts.onChange?.(key, op);
@@ -55,8 +65,11 @@ export class TemplateCache {
     try {
       this.byKey.set(key, compileTemplate(decodeJson<Template>(value), revision));
     } catch (err) {
-      // Written around the gateway's validation: keep serving the other templates.
+      // Written around the gateway's validation: keep serving the other templates, and
+      // remember this one so its events are recorded failed rather than sent another way.
       this.byKey.delete(key);
+      const language = parseTemplateKey(key)?.language ?? "";
+      this.invalid.set(key, { key, language, revision, error: err instanceof Error ? err.message : String(err) });
       this.opts.onInvalid?.(key, err);
     }
     this.opts.onChange?.(key, "PUT");
@@ -71,6 +84,22 @@ export class TemplateCache {
     for (const lang of languageCandidates(locale)) {
       const t = this.get(event, channel, lang);
       if (t) return t;
+    }
+    return undefined;
+  }
+
+  /**
+   * The stored template that does not compile and that resolve() would otherwise have
+   * passed over for a fallback language, if any: such an event must not be sent in the
+   * wrong language or recorded as having no template.
+   */
+  invalidFor(event: string, channel: string, locale: string | null | undefined): InvalidTemplate | undefined {
+    if (this.invalid.size === 0) return undefined;
+    for (const lang of languageCandidates(locale)) {
+      const key = templateKey(event, channel, lang);
+      if (this.byKey.has(key)) return undefined;
+      const bad = this.invalid.get(key);
+      if (bad) return bad;
     }
     return undefined;
   }

@@ -1,5 +1,4 @@
 import type { ErrorObject } from "ajv";
-import Handlebars from "handlebars";
 import {
   DEFAULT_LANGUAGE,
   type Template,
@@ -9,11 +8,7 @@ import {
 import { TemplateError } from "./errors.js";
 import { compilePayloadSchema } from "./schema.js";
 import { normalizeSmsFields, withChannelParts, type CompiledSms } from "./sms.js";
-
-// An isolated Handlebars environment: no helper registered elsewhere can leak in.
-const hb = Handlebars.create();
-/** Only built-in helpers (if, each, with, unless, lookup); no HTML escaping — WeChat is not HTML. */
-const HB_OPTIONS = { noEscape: true, knownHelpersOnly: true, strict: false } as const;
+import { HB_OPTIONS, checkExpression, hb, resetRenderBudget } from "./expression-sandbox.js";
 
 type Render = (ctx: Record<string, unknown>) => string;
 
@@ -64,21 +59,34 @@ export function normalizeTemplate(input: TemplateInput, now = new Date()): Templ
 }
 
 function compileExpression(source: string, field: string): Render {
-  try {
-    // parse + precompile surface syntax errors and unknown helpers now, not at send time.
-    hb.precompile(source, HB_OPTIONS);
-  } catch (err) {
-    throw new TemplateError(`${field}: ${(err as Error).message.split("\n")[0]}`, field, { cause: err });
-  }
-  const reached = prototypeAccess(hb.parse(source));
+  // Syntax errors, then the helper allow-list (with line and column), now rather than at send time.
+  const ast = handlebarsStep(field, () => hb.parse(source));
+  checkExpression(ast, field);
+  handlebarsStep(field, () => hb.precompile(ast, HB_OPTIONS));
+  const reached = prototypeAccess(ast);
   if (reached) throw new TemplateError(`${field}: "${reached}" reaches the prototype chain and is not allowed in an expression`, field);
-  const slow = hb.compile(source, HB_OPTIONS) as Render;
+  const compiled = hb.compile(source, HB_OPTIONS) as Render;
+  // Each expression renders on its own `each` budget (renders are synchronous).
+  const slow: Render = (ctx) => {
+    resetRenderBudget();
+    return compiled(ctx);
+  };
   const fast = compileSimple(source);
   if (!fast) return slow;
   return (ctx) => {
     const out = fast(ctx);
     return out === BAIL ? slow(ctx) : out;
   };
+}
+
+function handlebarsStep<T>(field: string, step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    const message = (err as Error).message;
+    const line = /on line (\d+)/.exec(message)?.[1];
+    throw new TemplateError(`${field}: ${message.split("\n")[0]}`, field, { cause: err, ...(line ? { details: { line: Number(line) } } : {}) });
+  }
 }
 
 /**

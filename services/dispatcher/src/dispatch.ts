@@ -149,6 +149,13 @@ async function dispatchChannel(deps: DispatcherDeps, env: EventEnvelope, channel
   const log = () => (child ??= deps.log.child({ send_id: sendId, event_id: env.id, trace_id: traceId }));
   // The event's WeChat template names the SMS one as its fallback: nothing to do on `sms` here.
   if (channel === "sms" && smsIsFallbackOnly(templates, env, deps.channels)) return "fallback_only";
+  const broken = templates.invalidFor(env.event, channel, env.recipient.locale);
+  if (broken) {
+    const message = `stored template ${broken.key}@${broken.revision} does not compile: ${broken.error}`;
+    await recordOutcome(deps, { ...baseRecord(env, channel, sendId, undefined, broken.language), status: Status.failed, reason: FailReason.templateInvalid, last_error: message });
+    log().warn({ reason: FailReason.templateInvalid, key: broken.key, revision: broken.revision }, "stored template does not compile: recorded failed");
+    return "failed";
+  }
   const template = templates.resolve(env.event, channel, env.recipient.locale);
   const language = template?.template.language ?? languageCandidates(env.recipient.locale).at(-1)!;
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { FailReason, SkipReason, languageCandidates, sendIdFor } from "@notify/contracts";
+import { FailReason, SkipReason, languageCandidates, sendIdFor, type WeChatTemplatePayload } from "@notify/contracts";
 import { DEFAULT_FIELD_POLICY, SmsParamError, enforceFieldRules, type CompiledSms, type SmsRenderContext } from "@notify/templates";
 import { notFound, unprocessable } from "../errors.js";
 import { errors } from "../schemas/common.js";
@@ -18,7 +18,8 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "payload_schema, renders the WeChat payload and applies WeChat's keyword rules under the template's field_policy: " +
           "`payload` is what WeChat would receive, `violations` lists each broken rule with the policy's action. On channel sms, `payload` is " +
           "Tencent's number, template id and ordered params. 404 when no template matches; 422 with the ajv errors when `data` misses fields, " +
-          "or naming `params[i]` when an SMS parameter renders longer than Tencent accepts.",
+          "or naming `params[i]` when an SMS parameter renders longer than Tencent accepts, or when the template cannot render this data " +
+          "(the dispatcher records that `failed`, reason `render`).",
         body: PreviewBody,
         response: { 200: PreviewResponse, ...errors(400, 404, 409, 422) },
       },
@@ -48,13 +49,20 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
           ...(t.enabled ? {} : { would_record: `skipped: ${SkipReason.disabled}` }),
         };
       }
-      const rendered = compiled.render({
-        openid,
-        data,
-        event,
-        ...(sendId ? { send_id: sendId } : {}),
-        ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}),
-      });
+      let rendered: WeChatTemplatePayload;
+      try {
+        rendered = compiled.render({
+          openid,
+          data,
+          event,
+          ...(sendId ? { send_id: sendId } : {}),
+          ...(order_id ? { order_id, ticket_id: ticket_id ?? null } : {}),
+        });
+      } catch (err) {
+        // Rendering touches nothing but the template and this data: whatever fails is theirs.
+        // The dispatcher records the same event `failed` with reason `render`.
+        throw unprocessable(`template could not be rendered: ${(err as Error).message}`, { reason: "render" });
+      }
       // The dispatcher's own step after rendering: WeChat's keyword rules under the template's policy.
       const policy = t.field_policy ?? DEFAULT_FIELD_POLICY;
       const checked = enforceFieldRules(rendered, policy);
@@ -80,7 +88,7 @@ function renderSms(sms: CompiledSms, ctx: SmsRenderContext) {
     return sms.render(ctx);
   } catch (err) {
     if (err instanceof SmsParamError) throw unprocessable(err.message, { field: err.field });
-    throw err;
+    throw unprocessable(`template could not be rendered: ${(err as Error).message}`, { reason: "render" });
   }
 }
 
