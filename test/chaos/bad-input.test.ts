@@ -105,7 +105,7 @@ t.test("chaos - bad input on the bus and over HTTP: clear 4xx or a recorded reje
     t.ok((rec.errors ?? []).length >= 2, "the ajv errors are kept");
   });
 
-  await t.test("on the bus: templates that break the rules are ignored by the dispatcher, events for them are recorded", async (t) => {
+  await t.test("on the bus: templates that break the rules are held invalid by the dispatcher, events for them are recorded failed", async (t) => {
     // Written around the gateway's validation, straight into the KV bucket.
     const badSchema = { ...paidTemplate({ event: "ticket.refunded", template_id: "TPL_BAD_SCHEMA" }), payload_schema: { type: "nonsense" } };
     await putTemplate(topo.buckets.templates, badSchema);
@@ -117,8 +117,9 @@ t.test("chaos - bad input on the bus and over HTTP: clear 4xx or a recorded reje
       const e = paidEvent({ event, ticket_id: `T-${event}` });
       await js.publish(Subjects.event(e.event), encodeJson(e), { msgID: e.id });
       const rec = await waitFor(async () => (await records.get(sendIdOf(e)))?.record ?? null, `${event} record`);
-      t.equal(rec.status, Status.skipped, `${event}: recorded skipped`);
-      t.equal(rec.reason, "no_template", `${event}: no usable template`);
+      t.equal(rec.status, Status.failed, `${event}: recorded failed`);
+      t.equal(rec.reason, "template_invalid", `${event}: the stored template does not compile`);
+      t.match(rec.last_error, templateKey(event, "wechat", "zh-CN"), `${event}: the template is named`);
     }
   });
 
