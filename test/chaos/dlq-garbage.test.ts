@@ -4,7 +4,7 @@
 import t from "tap";
 import fc from "fast-check";
 import { connect, type MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Streams, Subjects, sendIdFor, type SendJob } from "@notify/contracts";
+import { HeaderNames, Streams, Subjects, sendIdFor, type SendJob } from "@notify/contracts";
 import { ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { createLogger } from "@notify/log";
@@ -56,7 +56,7 @@ const body = fc.oneof(
 /** Header lines as the wire carries them: any text but CR/LF, names a client would refuse included. */
 const lineText = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 });
 const headerLine = fc.oneof(
-  fc.tuple(fc.constantFrom(Headers.attempts, Headers.reason, Headers.lastError, Headers.sendId, Headers.traceparent), lineText).map(([k, v]) => `${k}: ${v}`),
+  fc.tuple(fc.constantFrom(HeaderNames.attempts, HeaderNames.reason, HeaderNames.lastError, HeaderNames.sendId, HeaderNames.traceparent), lineText).map(([k, v]) => `${k}: ${v}`),
   fc.tuple(lineText.filter((s) => s.length > 0 && !s.includes(":")), lineText).map(([k, v]) => `${k}: ${v}`),
   lineText,
 );

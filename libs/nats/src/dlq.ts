@@ -1,6 +1,6 @@
 import { JetStreamApiError, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Streams, Subjects, type JobPayload, type SendJob } from "@notify/contracts";
+import { HeaderNames, Streams, Subjects, type JobPayload, type SendJob } from "@notify/contracts";
 import { parseJob, type DlqMeta } from "./jobs.js";
 
 /**
@@ -66,12 +66,12 @@ const HEADER_VALUE_MAX = 512;
 
 /** Reads the DLQ meta back from a message's headers; a malformed attempts count reads as 0. */
 export function readDlqMeta(h: MsgHdrs | undefined): DlqMeta {
-  const attempts = h?.get(Headers.attempts) ?? "";
+  const attempts = h?.get(HeaderNames.attempts) ?? "";
   return {
-    send_id: h?.get(Headers.sendId) ?? "",
+    send_id: h?.get(HeaderNames.sendId) ?? "",
     attempts: /^\d{1,15}$/.test(attempts) ? Number(attempts) : 0,
-    last_error: h?.get(Headers.lastError) ?? "",
-    reason: h?.get(Headers.reason) ?? "",
+    last_error: h?.get(HeaderNames.lastError) ?? "",
+    reason: h?.get(HeaderNames.reason) ?? "",
   };
 }
 
@@ -106,7 +106,7 @@ export function toDlqEntry(m: StoredMsg): DlqEntry {
     order_id: job.order_id,
     ticket_id: job.ticket_id,
     job,
-    traceparent: h.get(Headers.traceparent) || undefined,
+    traceparent: h.get(HeaderNames.traceparent) || undefined,
   };
 }
 

@@ -1,6 +1,6 @@
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { Headers, SEND_ID_PATTERN, Subjects, decodeJson, encodeJson, type JobPayload, type SendJob } from "@notify/contracts";
+import { HeaderNames, MsgIds, SEND_ID_PATTERN, Subjects, decodeJson, encodeJson, type JobPayload, type SendJob } from "@notify/contracts";
 
 export interface PublishJobOptions {
   /** KV revision of the record as the publisher left it (lets the sender CAS without a read). */
@@ -28,9 +28,9 @@ export function jobBodyLimit(maxPayload: number): number {
 /** Publishes a job on `notify.send.<channel>` with `Nats-Msg-Id` (SENDS de-duplicates it). */
 export function publishJob(js: Pick<JetStreamClient, "publish">, job: SendJob<JobPayload>, opts: PublishJobOptions = {}): Promise<PubAck> {
   const h = headers();
-  if (opts.recordRevision !== undefined) h.set(Headers.recordRevision, String(opts.recordRevision));
-  if (opts.traceparent) h.set(Headers.traceparent, opts.traceparent);
-  h.set(Headers.sendId, job.send_id);
+  if (opts.recordRevision !== undefined) h.set(HeaderNames.recordRevision, String(opts.recordRevision));
+  if (opts.traceparent) h.set(HeaderNames.traceparent, opts.traceparent);
+  h.set(HeaderNames.sendId, job.send_id);
   return js.publish(Subjects.send(job.channel), opts.body ?? encodeJson(job), { msgID: opts.msgId ?? job.send_id, headers: h });
 }
 
@@ -55,19 +55,18 @@ export interface DlqMeta {
  */
 export function publishToDlq(js: JetStreamClient, job: SendJob<JobPayload>, meta: DlqMeta, traceparent?: string): Promise<PubAck> {
   const h = headers();
-  h.set(Headers.sendId, meta.send_id);
-  h.set(Headers.attempts, String(meta.attempts));
+  h.set(HeaderNames.sendId, meta.send_id);
+  h.set(HeaderNames.attempts, String(meta.attempts));
   // Header values must be one line.
-  h.set(Headers.lastError, meta.last_error.replace(/[\r\n]+/g, " ").slice(0, 1024));
-  h.set(Headers.reason, meta.reason);
-  if (traceparent) h.set(Headers.traceparent, traceparent);
+  h.set(HeaderNames.lastError, meta.last_error.replace(/[\r\n]+/g, " ").slice(0, 1024));
+  h.set(HeaderNames.reason, meta.reason);
+  if (traceparent) h.set(HeaderNames.traceparent, traceparent);
   return js.publish(Subjects.dlq(job.channel), encodeJson(job), { msgID: dlqMsgId(meta), headers: h });
 }
 
 /** The Nats-Msg-Id of a DLQ copy: `dlq.<send_id>.<attempts>.<reason>[.<source_seq>]`. */
 export function dlqMsgId(meta: DlqMeta): string {
-  const base = `dlq.${meta.send_id}.${meta.attempts}.${meta.reason}`;
-  return meta.source_seq !== undefined ? `${base}.${meta.source_seq}` : base;
+  return MsgIds.dlq(meta.send_id, meta.attempts, meta.reason, meta.source_seq);
 }
 
 export function decodeJob(data: Uint8Array): SendJob {

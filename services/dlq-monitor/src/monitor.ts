@@ -2,7 +2,8 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstrea
 import { headers } from "@nats-io/transport-node";
 import {
   FailReason,
-  Headers,
+  HeaderNames,
+  MsgIds,
   Status,
   Streams,
   Subjects,
@@ -111,7 +112,7 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
       return Decisions.ack();
     }
 
-    const traceparent = stored.header?.get(Headers.traceparent) || undefined;
+    const traceparent = stored.header?.get(HeaderNames.traceparent) || undefined;
     const trace = parseTraceparent(traceparent);
     const log = deps.log.child({ send_id: job.send_id, channel: job.channel, stream_seq: seq, ...(trace ? { trace_id: trace.traceId } : {}) });
 
@@ -166,8 +167,8 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
     }
 
     const h = headers();
-    if (traceparent) h.set(Headers.traceparent, traceparent);
-    await js.publish(Subjects.dead, encodeJson({ ...dead, stream_seq: seq }), { msgID: `dead.${job.send_id}.${seq}`, headers: h });
+    if (traceparent) h.set(HeaderNames.traceparent, traceparent);
+    await js.publish(Subjects.dead, encodeJson({ ...dead, stream_seq: seq }), { msgID: MsgIds.dead(job.send_id, seq), headers: h });
     await deleteJob(seq);
 
     if (transitioned) {

@@ -1,5 +1,5 @@
 import t, { type Test } from "tap";
-import { Consumers, FailReason, Headers, Status, Streams, Subjects, childTrace, type AlertFact } from "@notify/contracts";
+import { Consumers, FailReason, HeaderNames, Status, Streams, Subjects, childTrace, type AlertFact } from "@notify/contracts";
 import { publishToDlq } from "@notify/nats";
 import type { JsMsg } from "@nats-io/jetstream";
 import { createMetrics } from "@notify/metrics";
@@ -64,9 +64,9 @@ async function assertDeadLettered(t: Test, sendId: string, seq: number) {
   const entries = await dlqEntries(env.jsm, sendId);
   t.equal(entries.length, 1, "exactly one DLQ entry");
   const h = entries[0]!.header;
-  t.equal(h.get(Headers.attempts), "5", "DLQ entry: attempts = 5");
-  t.equal(h.get(Headers.lastError), lastErrorOf(5), "DLQ entry: the last error");
-  t.equal(h.get(Headers.reason), FailReason.maxDeliveries, "DLQ entry: reason max_deliveries");
+  t.equal(h.get(HeaderNames.attempts), "5", "DLQ entry: attempts = 5");
+  t.equal(h.get(HeaderNames.lastError), lastErrorOf(5), "DLQ entry: the last error");
+  t.equal(h.get(HeaderNames.reason), FailReason.maxDeliveries, "DLQ entry: reason max_deliveries");
   const rec = (await env.records.get(sendId))?.record;
   t.equal(rec?.status, Status.dead, "record is dead");
   t.equal(rec?.attempts, 5, "record: attempts = 5");
@@ -103,8 +103,8 @@ t.test("dlq-monitor - five failures land once in the DLQ", async (t) => {
   t.same(await alertFacts(env.jsm, "consecutive_failures"), [], "one failure is not a streak");
   t.ok(h.logs.lines().some((l) => l.includes('"level":"error"') && l.includes("dlq_depth")), "alert logged at error");
   t.ok(h.logs.lines().some((l) => l.includes("max deliveries reached") && l.includes(q.job.send_id) && l.includes(`"trace_id":"${trace.traceId}"`)), "dead letter logged with its send_id and trace id");
-  t.equal((await dlqEntries(env.jsm, q.job.send_id))[0]?.header.get(Headers.traceparent), trace.traceparent, "the DLQ copy keeps the trace context");
-  const deadMsg = (await streamMessages(env.jsm, Streams.notifications, Subjects.dead)).find((m) => m.header?.get(Headers.traceparent) === trace.traceparent);
+  t.equal((await dlqEntries(env.jsm, q.job.send_id))[0]?.header.get(HeaderNames.traceparent), trace.traceparent, "the DLQ copy keeps the trace context");
+  const deadMsg = (await streamMessages(env.jsm, Streams.notifications, Subjects.dead)).find((m) => m.header?.get(HeaderNames.traceparent) === trace.traceparent);
   t.ok(deadMsg, "so does notification.dead");
   t.equal(await counterValue(h.monitor.metrics.registry, "notifications_alerts_total", { kind: "dlq_depth", channel: "all" }), 1);
 });

@@ -1,6 +1,6 @@
 import t from "tap";
 import type { MsgHdrs } from "@nats-io/transport-node";
-import { Headers, Streams, Subjects, encodeJson, sendIdFor, type SendJob, type SmsPayload } from "@notify/contracts";
+import { HeaderNames, Streams, Subjects, encodeJson, sendIdFor, type SendJob, type SmsPayload } from "@notify/contracts";
 import { publishToDlq } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
@@ -53,7 +53,7 @@ t.before(async () => {
   hostile.forEach((h, i) => seqs.set(h.what, si.state.first_seq + i));
   // A real job with a garbage attempts header, and one on a channel nobody configured.
   const h = { send_id, attempts: 0, last_error: "errcode 40003: invalid openid", reason: "wechat_permanent" };
-  seqs.set("job, garbage attempts", (await js.publish(Subjects.dlq("wechat"), encodeJson(goodJob), { headers: rawHeadersFor({ [Headers.attempts]: "1e400", [Headers.reason]: h.reason }) })).seq);
+  seqs.set("job, garbage attempts", (await js.publish(Subjects.dlq("wechat"), encodeJson(goodJob), { headers: rawHeadersFor({ [HeaderNames.attempts]: "1e400", [HeaderNames.reason]: h.reason }) })).seq);
   seqs.set("job, odd channel", (await publishToDlq(js, { ...goodJob, channel: "pigeon" }, { ...h, attempts: 2 })).seq);
 });
 

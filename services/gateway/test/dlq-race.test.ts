@@ -1,5 +1,5 @@
 import t from "tap";
-import { Headers, Status, Streams, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
+import { HeaderNames, Status, Streams, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, deleteIfPresent, publishToDlq, streamConfigs } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
@@ -39,7 +39,7 @@ async function takeJobs(sendId: string): Promise<number> {
   let count = 0;
   for (let seq = si.state.first_seq; si.state.messages > 0 && seq <= si.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(Streams.sends, { seq });
-    if (m?.header.get(Headers.sendId) === sendId) {
+    if (m?.header.get(HeaderNames.sendId) === sendId) {
       count++;
       await jsm.streams.deleteMessage(Streams.sends, seq);
     }

@@ -1,5 +1,5 @@
 import t from "tap";
-import { Headers, Status, Streams, decodeJson, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
+import { HeaderNames, Status, Streams, decodeJson, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, publishToDlq } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
@@ -154,9 +154,9 @@ t.test("gateway - DLQ replay: record back to queued, job on SENDS under a fresh 
   const m = await nats.topology.jsm.streams.getMessage(Streams.sends, { seq: r.sends_seq });
   t.ok(m, "the job is on SENDS");
   t.same(decodeJson<SendJob>(m!.data), j, "unchanged");
-  t.equal(m!.header.get(Headers.msgId), r.msg_id);
-  t.equal(m!.header.get(Headers.recordRevision), String(stored!.revision), "carries the queued record's revision for the sender's CAS");
-  t.match(m!.header.get(Headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  t.equal(m!.header.get(HeaderNames.msgId), r.msg_id);
+  t.equal(m!.header.get(HeaderNames.recordRevision), String(stored!.revision), "carries the queued record's revision for the sender's CAS");
+  t.match(m!.header.get(HeaderNames.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   t.equal(await nats.topology.jsm.streams.getMessage(Streams.dlq, { seq }), null, "removed from the DLQ");
   // Keep the work queue clean for other tests.
   await nats.topology.jsm.streams.deleteMessage(Streams.sends, r.sends_seq);

@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { Status, Streams, childTrace, isSmsPayload, maskPhone, recordFromJob, type SendRecord } from "@notify/contracts";
+import { MsgIds, Status, Streams, childTrace, isSmsPayload, maskPhone, recordFromJob, type SendRecord } from "@notify/contracts";
 import { deleteDlqEntry, getDlqEntry, listDlq, publishJob, type DlqEntry, type DlqPage, type RecordStore } from "@notify/nats";
 import { conflict, notFound } from "../errors.js";
 
@@ -67,7 +67,7 @@ export class DlqAdmin {
         { send_id, status },
       );
     }
-    const msgId = `${send_id}.replay.${seq}`;
+    const msgId = MsgIds.replay(send_id, seq);
     const trace = childTrace(entry.traceparent);
     let ack;
     try {
