@@ -18,6 +18,7 @@ const ports = {
   natsMonitor: Number(env.LOCAL_NATS_MONITOR_PORT ?? 8222),
   gateway: Number(env.GATEWAY_PORT ?? 3000),
   simulator: Number(env.SIM_PORT ?? 8090),
+  smsSimulator: Number(env.SMS_SIM_PORT ?? 8091),
   metrics: Number(env.LOCAL_METRICS_PORT ?? 9464),
 };
 const children = [];
@@ -104,8 +105,46 @@ function localApiKey() {
   return key;
 }
 
-async function seedTemplates(base, key) {
-  const templates = JSON.parse(readFileSync(path.join(root, "scripts/example-templates.json"), "utf8"));
+// SMS is on when CHANNELS names it (the dispatcher reads the same variable).
+const smsOn = (env.CHANNELS ?? "wechat").split(",").map((c) => c.trim()).includes("sms");
+
+/** Seeded only with SMS on: the expired-ticket notice as a Tencent template with two params. */
+const SMS_EXAMPLE_TEMPLATES = [
+  {
+    event: "ticket.expired",
+    channel: "sms",
+    template_id: "1000001",
+    language: "zh-CN",
+    payload_schema: { type: "object", properties: { title: { type: "string" } } },
+    params: ["{{ticket_id}}", "{{title}}"],
+    param_max_length: 30,
+  },
+];
+
+/**
+ * The SMS sender (SENDER_CHANNEL=sms) and, unless real Tencent credentials point elsewhere,
+ * the SMS simulator with the sender's credentials.
+ */
+async function startSms(common) {
+  const real = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
+  let smsEnv = {};
+  let simulator = null;
+  if (real) {
+    say(`SMS: Tencent Cloud SMS at ${env.TENCENT_SMS_ENDPOINT}`);
+  } else {
+    const creds = { TENCENT_SECRET_ID: "AKIDlocalsmssimulator", TENCENT_SECRET_KEY: "local-sms-simulator-key", TENCENT_SMS_SDK_APP_ID: "1400000000" };
+    run("sms-sim", ["tools/sms-simulator/dist/main.js"], { ...creds, SMS_SIM_PORT: String(ports.smsSimulator), SMS_SIM_HOST: "127.0.0.1" });
+    simulator = `http://127.0.0.1:${ports.smsSimulator}`;
+    await waitHttp(`${simulator}/_sim/health`, "SMS simulator");
+    smsEnv = { ...creds, TENCENT_SMS_SIGN_NAME: env.TENCENT_SMS_SIGN_NAME ?? "LocalTravel", TENCENT_SMS_ENDPOINT: simulator };
+    say(`SMS: simulator at ${simulator} (deliveries: /_sim/messages)`);
+  }
+  run("sender-sms", ["services/sender/dist/main.js"], { ...common, ...smsEnv, SENDER_CHANNEL: "sms", METRICS_PORT: String(ports.metrics + 4), METRICS_HOST: "127.0.0.1" });
+  return { simulator };
+}
+
+async function seedTemplates(base, key, extra = []) {
+  const templates = [...JSON.parse(readFileSync(path.join(root, "scripts/example-templates.json"), "utf8")), ...extra];
   const auth = { authorization: `Bearer ${key}` };
   const existing = await (await fetch(`${base}/notifications/templates`, { headers: auth })).json();
   const have = new Set((existing.items ?? existing).map((t) => `${t.event}.${t.channel}.${t.language}`));
@@ -160,11 +199,13 @@ async function main() {
   run("sender-1", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 1), METRICS_HOST: "127.0.0.1" });
   run("sender-2", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 2), METRICS_HOST: "127.0.0.1" });
   run("dlq-monitor", ["services/dlq-monitor/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 3), METRICS_HOST: "127.0.0.1" });
+  const sms = smsOn ? await startSms(common) : null;
 
   const base = `http://127.0.0.1:${ports.gateway}`;
   await waitHttp(`${base}/readyz`, "gateway");
   for (let i = 0; i < 4; i++) await waitHttp(`http://127.0.0.1:${ports.metrics + i}/readyz`, "workers");
-  await seedTemplates(base, key);
+  if (sms) await waitHttp(`http://127.0.0.1:${ports.metrics + 4}/readyz`, "sms sender");
+  await seedTemplates(base, key, sms ? SMS_EXAMPLE_TEMPLATES : []);
 
   say("─".repeat(60));
   say(`Swagger UI:  ${base}/docs`);
@@ -172,6 +213,8 @@ async function main() {
   // Every follow-up command carries the ports this run uses (they may not be the defaults).
   say(`Publish one: NATS_URL=${natsUrl} npm run publish:example -- order.paid`);
   if (!realWeChat) say(`Delivered:   curl -s http://127.0.0.1:${ports.simulator}/_sim/messages`);
+  if (sms?.simulator) say(`SMS:         curl -s ${sms.simulator}/_sim/messages   (publish ticket.expired with recipient.phone)`);
+  else if (!smsOn) say("SMS:         off (CHANNELS=wechat,sms npm start turns it on against the SMS simulator)");
   say(`Postman:     npx newman run postman/notification-orchestrator.postman_collection.json -e postman/local.postman_environment.json --env-var baseUrl=${base} --env-var apiKey=${key}`);
   say(`Metrics:     ${base}/metrics, http://127.0.0.1:${ports.metrics}..${ports.metrics + 3}/metrics`);
   say("Ctrl-C stops everything (data stays in ./data).");
