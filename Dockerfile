@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image for every service of the notification orchestrator. The service is chosen
 # by the command:
 #
@@ -22,31 +20,28 @@
 # argument, so a test can build on a locally made image (test/compose/run.sh).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
+# Few layers on purpose: with a copying storage driver (vfs, as in test/compose/run.sh)
+# every layer costs a full copy of the filesystem. .dockerignore keeps the context small.
+
 # --- manifests: only the package.json files, so `npm ci` is cached until they change ---
 FROM ${NODE_IMAGE} AS manifests
 WORKDIR /src
-COPY libs ./libs
-COPY tools ./tools
-COPY services ./services
+COPY . ./
 RUN find . -type f ! -name package.json -delete && find . -type d -empty -delete
 
 # --- build: install everything, compile the workspace, then drop dev dependencies ---
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV npm_config_update_notifier=false
-COPY package.json package-lock.json .npmrc ./
 COPY --from=manifests /src ./
+COPY package-lock.json .npmrc ./
 RUN --mount=type=cache,target=/root/.npm npm ci
-COPY tsconfig.json tsconfig.base.json ./
-COPY libs ./libs
-COPY tools ./tools
-COPY services ./services
-COPY db ./db
+COPY . ./
 RUN npm run build
-# Production dependencies only; TypeScript sources and build info are not needed at run
-# time (the packages' "default" export condition points at dist/).
+# Production dependencies only; TypeScript sources, build info, the benchmark and the
+# scripts are not needed at run time (the packages' "default" export condition points at dist/).
 RUN npm prune --omit=dev \
- && rm -rf libs/*/src tools/*/src services/*/src tsconfig.json tsconfig.base.json \
+ && rm -rf libs/*/src tools/*/src services/*/src bench scripts docs tsconfig.json tsconfig.base.json \
  && find . -name '*.tsbuildinfo' -not -path './node_modules/*' -delete
 
 # --- runtime ---

@@ -42,7 +42,10 @@ t.test("dockerfile - builds the workspace with npm ci && npm run build and prune
   t.ok(ci >= 0 && build > ci && prune > build, "npm ci, then npm run build, then npm prune --omit=dev");
   t.ok(existsSync(at("package-lock.json")), "npm ci has a lockfile");
   const copies = ins.filter((i) => i.op === "COPY").map((i) => i.args);
-  for (const dir of ["libs", "tools", "services"]) t.ok(copies.some((c) => c.includes(dir)), `copies ${dir}/`);
+  // One COPY of the context (few layers; test/compose/run.sh builds and runs the image for real).
+  t.ok(copies.some((c) => /^\.\s+\.\/?$/.test(c)), "copies the build context");
+  const ignore = readText(".dockerignore").split("\n").map((l) => l.trim());
+  for (const dir of ["libs", "tools", "services", "package-lock.json"]) t.notOk(ignore.includes(dir) || ignore.includes(`${dir}/`), `${dir} is in the context`);
 });
 
 t.test("dockerfile - the runtime stage runs as non-root under tini and starts a service by command", async (t) => {

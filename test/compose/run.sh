@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The Compose deployment run for real on this machine, with no image registry:
+#   - its own dockerd (no iptables, no default bridge, vfs storage; data root, exec root
+#     and socket in a temporary dir), stopped with its containers and mounts on exit;
+#   - base images made locally: debootstrap --variant=minbase trixie (nodejs, tini, wget,
+#     ca-certificates, nats-server 2.10.27), cached in .cache/compose/, then docker import;
+#   - the app image built from the Dockerfile on that base (docker build --network host,
+#     so npm ci reaches the registry);
+#   - docker compose up: the 3-node JetStream cluster, the simulator and every service;
+#   - test/compose/scenarios.ts: senders scaled, the SENDS leader killed, a node
+#     partitioned, senders stopped and killed; one summary line per scenario.
+# Needs root on Debian/Ubuntu; installs docker.io and debootstrap with apt when missing,
+# and Compose v2 (Debian trixie's docker-compose) into .cache/ when missing.
+# Usage: test/compose/run.sh        (exit code 0 only if every scenario passed)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+cache=$repo/.cache/compose
+started=$(date +%s)
+say() { echo "compose: $*"; }
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+[ "$(id -u)" = 0 ] || { echo "compose: needs root (it starts its own dockerd)" >&2; exit 1; }
+[ -f /etc/debian_version ] || { echo "compose: needs Debian or Ubuntu (apt-get, debootstrap)" >&2; exit 1; }
+mkdir -p "$cache"
+
+# --- tools --------------------------------------------------------------------------
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+# The daemon's own CLI (docker.io) when present: its API version matches dockerd.
+docker_bin=$(command -v /usr/bin/docker || command -v docker)
+docker() { "$docker_bin" "$@"; }
+
+# Compose v2: an installed CLI plugin, else Debian trixie's package unpacked into the cache
+# with a private apt sources list (the system's apt state is not touched).
+compose_bin=""
+for p in /usr/libexec/docker/cli-plugins/docker-compose /usr/local/lib/docker/cli-plugins/docker-compose \
+         /usr/lib/docker/cli-plugins/docker-compose "$cache/compose-plugin/usr/libexec/docker/cli-plugins/docker-compose"; do
+  [ -x "$p" ] && { compose_bin=$p; break; }
+done
+if [ -z "$compose_bin" ]; then
+  say "downloading Debian trixie's docker-compose into $cache/compose-plugin"
+  apt_dir=$cache/apt
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs"
+  signed=""; [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && signed=" [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
+  echo "deb$signed ${DEBIAN_MIRROR:-http://deb.debian.org/debian} trixie main" > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives" -o APT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" -q update
+  (cd "$apt_dir/debs" && rm -f ./*.deb && apt-get "${apt_opts[@]}" -q download docker-compose/trixie)
+  rm -rf "$cache/compose-plugin" && dpkg-deb -x "$apt_dir"/debs/docker-compose_*.deb "$cache/compose-plugin"
+  compose_bin=$cache/compose-plugin/usr/libexec/docker/cli-plugins/docker-compose
+fi
+project=notifyci
+compose() { "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml" "$@"; }
+say "$(docker --version), $("$compose_bin" version)"
+
+# --- dockerd ------------------------------------------------------------------------
+tmp=$(mktemp -d /tmp/notify-compose.XXXXXX)
+export DOCKER_HOST=unix://$tmp/docker.sock
+dockerd_pid=""
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+    compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
+    left=$(docker ps -aq 2>/dev/null)
+    [ -n "$left" ] && docker rm -f $left >/dev/null 2>&1
+    kill -TERM "$dockerd_pid"
+    for _ in $(seq 1 40); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$dockerd_pid" 2>/dev/null
+  fi
+  # Container shims and the managed containerd of this daemon live under $tmp.
+  for pid in $(pgrep -f "$tmp" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+  grep -F " $tmp" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  rm -rf "$tmp"
+  say "dockerd stopped, $tmp removed (total $(elapsed))"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# overlay2 where the kernel and the file system allow it (each layer stores only its
+# changes); vfs otherwise (every layer and container a full copy: gigabytes, and minutes).
+start_dockerd() {
+  dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver="$1" \
+    --data-root "$tmp/data" --exec-root "$tmp/exec" --pidfile "$tmp/dockerd.pid" \
+    -H "$DOCKER_HOST" >"$tmp/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && return 0
+    kill -0 "$dockerd_pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  return 1
+}
+driver=${COMPOSE_STORAGE_DRIVER:-overlay2}
+say "starting dockerd in $tmp (storage driver $driver)"
+if ! start_dockerd "$driver"; then
+  [ "$driver" = vfs ] && { tail -20 "$tmp/dockerd.log" >&2; exit 1; }
+  say "dockerd did not start with $driver: $(tail -1 "$tmp/dockerd.log"); falling back to vfs"
+  kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null; rm -rf "$tmp/data" "$tmp/exec"
+  driver=vfs
+  start_dockerd vfs || { tail -20 "$tmp/dockerd.log" >&2; exit 1; }
+fi
+
+# --- base images --------------------------------------------------------------------
+rootfs=$cache/rootfs-trixie
+if [ ! -x "$rootfs/usr/bin/node" ] || [ ! -x "$rootfs/usr/sbin/nats-server" ]; then
+  say "debootstrap --variant=minbase trixie (first run only; cached in $rootfs)"
+  rm -rf "$rootfs.tmp"
+  debootstrap --variant=minbase --include=nodejs,tini,wget,ca-certificates,nats-server \
+    trixie "$rootfs.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$cache/debootstrap.log" 2>&1 \
+    || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+  rm -rf "$rootfs.tmp/var/cache/apt/archives"/*.deb "$rootfs.tmp/var/lib/apt/lists"/*_Packages
+  rm -rf "$rootfs" && mv "$rootfs.tmp" "$rootfs"
+fi
+# This machine's CA bundle (it may hold a TLS-inspecting proxy's CA the npm registry needs)
+# and its npm (Debian's npm package drags in hundreds of packages), added per run.
+cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+npm_src=$(npm root -g)/npm
+rm -rf "$rootfs/usr/lib/node_modules/npm" && mkdir -p "$rootfs/usr/lib/node_modules" && cp -a "$npm_src" "$rootfs/usr/lib/node_modules/npm"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/bin/npm"
+say "importing the base image ($(elapsed))"
+tar -C "$rootfs" -c . | docker import \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  - notify-base:trixie >/dev/null
+# The NATS image: the same base with nats-server as the entrypoint, like the official image.
+printf 'FROM notify-base:trixie\nENTRYPOINT ["/usr/sbin/nats-server"]\n' | docker build -q -t notify-nats:trixie - >/dev/null
+export NATS_IMAGE=notify-nats:trixie NODE_IMAGE=notify-base:trixie APP_IMAGE=notify-orchestrator:ci
+say "building the app image ($(elapsed))"
+DOCKER_BUILDKIT=1 docker build --network host --build-arg NODE_IMAGE="$NODE_IMAGE" -t "$APP_IMAGE" . >"$tmp/build.log" 2>&1 \
+  || { tail -40 "$tmp/build.log" >&2; exit 1; }
+
+# --- the cluster and the scenarios ----------------------------------------------------
+say "docker compose up ($(elapsed))"
+compose up -d --no-build --wait --scale sender=1 2>&1 | tail -3
+say "cluster up ($(elapsed))"
+export COMPOSE_CMD_JSON
+COMPOSE_CMD_JSON=$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml")
+export DOCKER_BIN=$docker_bin COMPOSE_PROJECT=$project
+node --conditions=development --import="$repo/node_modules/@tapjs/typescript/dist/esm/import.mjs" test/compose/scenarios.ts
+compose down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
+left=$(docker ps -aq | wc -l)
+say "containers left after compose down: $left"
+[ "$left" = 0 ]
+say "done in $(elapsed)"
