@@ -62,7 +62,12 @@ compose() { "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo
 say "$(docker --version), $("$compose_bin" version)"
 
 # --- dockerd ------------------------------------------------------------------------
+# Exec root and socket in a temporary dir. The data root (images, build cache) is kept in
+# .cache/compose/docker between runs, so a second run rebuilds only what changed;
+# containers, volumes and networks are removed on exit. COMPOSE_FRESH=1 starts empty.
 tmp=$(mktemp -d /tmp/notify-compose.XXXXXX)
+data_root=$cache/docker
+if [ "${COMPOSE_FRESH:-0}" = 1 ]; then rm -rf "$data_root"-*; fi
 export DOCKER_HOST=unix://$tmp/docker.sock
 dockerd_pid=""
 cleanup() {
@@ -73,13 +78,15 @@ cleanup() {
     compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1
     left=$(docker ps -aq 2>/dev/null)
     [ -n "$left" ] && docker rm -f $left >/dev/null 2>&1
+    docker volume prune -f >/dev/null 2>&1
+    docker image prune -f >/dev/null 2>&1
     kill -TERM "$dockerd_pid"
     for _ in $(seq 1 40); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$dockerd_pid" 2>/dev/null
   fi
   # Container shims and the managed containerd of this daemon live under $tmp.
   for pid in $(pgrep -f "$tmp" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  grep -F " $tmp" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  grep -F -e " $tmp" -e " $data_root" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$tmp"
   say "dockerd stopped, $tmp removed (total $(elapsed))"
   exit "$rc"
@@ -91,7 +98,7 @@ trap 'exit 130' INT TERM
 # changes); vfs otherwise (every layer and container a full copy: gigabytes, and minutes).
 start_dockerd() {
   dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver="$1" \
-    --data-root "$tmp/data" --exec-root "$tmp/exec" --pidfile "$tmp/dockerd.pid" \
+    --data-root "$data_root-$1" --exec-root "$tmp/exec" --pidfile "$tmp/dockerd.pid" \
     -H "$DOCKER_HOST" >"$tmp/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 1 120); do
@@ -106,7 +113,7 @@ say "starting dockerd in $tmp (storage driver $driver)"
 if ! start_dockerd "$driver"; then
   [ "$driver" = vfs ] && { tail -20 "$tmp/dockerd.log" >&2; exit 1; }
   say "dockerd did not start with $driver: $(tail -1 "$tmp/dockerd.log"); falling back to vfs"
-  kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null; rm -rf "$tmp/data" "$tmp/exec"
+  kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null; rm -rf "$tmp/exec"
   driver=vfs
   start_dockerd vfs || { tail -20 "$tmp/dockerd.log" >&2; exit 1; }
 fi
@@ -128,11 +135,16 @@ cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt
 npm_src=$(npm root -g)/npm
 rm -rf "$rootfs/usr/lib/node_modules/npm" && mkdir -p "$rootfs/usr/lib/node_modules" && cp -a "$npm_src" "$rootfs/usr/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/bin/npm"
-say "importing the base image ($(elapsed))"
-tar -C "$rootfs" -c . | docker import \
-  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  - notify-base:trixie >/dev/null
+# Imported again only when its inputs changed: a new base image id would void the build cache.
+stamp=$( (cat "$rootfs/var/lib/dpkg/status" /etc/ssl/certs/ca-certificates.crt "$npm_src/package.json") | sha256sum | cut -c1-16)
+if [ "$(docker image inspect -f '{{index .Config.Labels "notify.base"}}' notify-base:trixie 2>/dev/null)" != "$stamp" ]; then
+  say "importing the base image ($(elapsed))"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "LABEL notify.base=$stamp" \
+    - notify-base:trixie >/dev/null
+fi
 # The NATS image: the same base with nats-server as the entrypoint, like the official image.
 printf 'FROM notify-base:trixie\nENTRYPOINT ["/usr/sbin/nats-server"]\n' | docker build -q -t notify-nats:trixie - >/dev/null
 export NATS_IMAGE=notify-nats:trixie NODE_IMAGE=notify-base:trixie APP_IMAGE=notify-orchestrator:ci
@@ -142,7 +154,12 @@ DOCKER_BUILDKIT=1 docker build --network host --build-arg NODE_IMAGE="$NODE_IMAG
 
 # --- the cluster and the scenarios ----------------------------------------------------
 say "docker compose up ($(elapsed))"
-compose up -d --no-build --wait --scale sender=1 2>&1 | tail -3
+if ! compose up -d --no-build --wait --scale sender=1 >"$tmp/up.log" 2>&1; then
+  tail -5 "$tmp/up.log"
+  compose ps -a
+  for c in $(docker ps -aq); do echo "--- $(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c")"; docker logs --tail 15 "$c" 2>&1; done
+  exit 1
+fi
 say "cluster up ($(elapsed))"
 export COMPOSE_CMD_JSON
 COMPOSE_CMD_JSON=$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml")
