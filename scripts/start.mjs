@@ -194,7 +194,7 @@ async function main() {
 
   const key = localApiKey();
   const common = { NATS_URL: natsUrl, LOG_LEVEL: env.LOG_LEVEL ?? "info", ...wechatEnv };
-  run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key });
+  run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key, SENDLOG_PGLITE_DIR: env.SENDLOG_PGLITE_DIR ?? path.join(dataDir, "sendlog") });
   run("dispatcher", ["services/dispatcher/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics), METRICS_HOST: "127.0.0.1" });
   run("sender-1", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 1), METRICS_HOST: "127.0.0.1" });
   run("sender-2", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 2), METRICS_HOST: "127.0.0.1" });

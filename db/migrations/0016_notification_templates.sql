@@ -5,7 +5,8 @@
 
 -- One row per send_id: the current record of KV bucket notification_events.
 CREATE TABLE notification_events (
-  send_id      text PRIMARY KEY,
+  -- COLLATE "C": keyset pages order by (created_at, send_id) the same way on every server.
+  send_id      text COLLATE "C" PRIMARY KEY,
   revision     bigint      NOT NULL,
   event_id     text        NOT NULL,
   event        text        NOT NULL,

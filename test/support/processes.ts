@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-export type ServiceName = "gateway" | "dispatcher" | "sender" | "dlq-monitor";
+export type ServiceName = "gateway" | "dispatcher" | "sender" | "dlq-monitor" | "projector";
 
 /**
  * A service running as its own process from `dist/` (built by `npm test`'s `tsc -b`),
@@ -76,7 +76,8 @@ export function mainJs(name: ServiceName): string {
 export function startService(name: ServiceName, env: Record<string, string>, label: string = name, script: string = mainJs(name)): ServiceProcess {
   const proc = spawn(process.execPath, [script], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    // SENDLOG off: a gateway would otherwise open an embedded PGlite under ./data, shared by every test file.
+    env: { PATH: process.env.PATH ?? "", METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: "info", SENDLOG: "off", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new ServiceProcess(label, proc);

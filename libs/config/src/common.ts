@@ -37,3 +37,11 @@ export const WeChatEnv = {
   WECHAT_APP_SECRET: Type.String({ default: "local-simulator-secret" }),
   WECHAT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 5000 }),
 };
+
+/** The send log's SQL read model (projector and gateway). */
+export const SendlogEnv = {
+  DATABASE_URL: Type.Optional(
+    Type.String({ pattern: "^postgres(ql)?://", description: "PostgreSQL for the send log; unset = embedded PGlite under SENDLOG_PGLITE_DIR" }),
+  ),
+  SENDLOG_PGLITE_DIR: Type.String({ default: "data/sendlog", description: "PGlite's data directory when DATABASE_URL is unset" }),
+};

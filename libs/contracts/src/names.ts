@@ -49,6 +49,11 @@ export const Consumers = {
   dispatcher: "dispatcher",
   sender: (channel: Channel | string) => `sender-${channel}`,
   dlqMonitor: "dlq-monitor",
+  /**
+   * The send-log projector's durable consumer on one bucket's stream. `name` tells apart
+   * projectors that fill different databases from the same buckets (one per database).
+   */
+  projector: (bucket: string, name = "sendlog") => `${name}-${bucket}`,
 } as const;
 
 export const Buckets = {
@@ -57,6 +62,11 @@ export const Buckets = {
   records: "notification_events",
   tokens: "wechat_tokens",
 } as const;
+
+/** The stream JetStream keeps a KV bucket in (its messages are the bucket's revisions). */
+export const kvStream = (bucket: string): string => `KV_${bucket}`;
+/** Subject prefix of a KV bucket's messages: `$KV.<bucket>.<key>`. */
+export const kvSubjectPrefix = (bucket: string): string => `$KV.${bucket}.`;
 
 /**
  * Header names carried on NATS messages. Not called `Headers`: that would shadow the
@@ -71,6 +81,8 @@ export const HeaderNames = {
   attempts: "Notify-Attempts",
   lastError: "Notify-Last-Error",
   reason: "Notify-Reason",
+  /** Set by KV on a delete (`DEL`) or purge (`PURGE`) marker. */
+  kvOperation: "KV-Operation",
   /** A job parked for a provider quota: not to be tried before this time (ms since the epoch)… */
   notBefore: "Notify-Not-Before",
   /** …and the attempts it had made before the park. */

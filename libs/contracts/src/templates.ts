@@ -92,4 +92,6 @@ export interface Template {
   /** WeChat templates: send the SMS template when the traveller cannot be reached on WeChat. */
   fallback?: "sms";
   updated_at: string;
+  /** Who wrote this revision: the gateway's id of the API key (a hash prefix, never the key). */
+  updated_by?: string;
 }

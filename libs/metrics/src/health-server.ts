@@ -6,10 +6,15 @@ export interface HealthServerOptions {
   port: number;
   host?: string;
   registry: Registry;
-  /** Readiness: NATS connected and the actor's consumer reachable. */
-  ready: () => Promise<boolean> | boolean;
+  /** Readiness: NATS connected and the actor's consumer reachable; `checks` are shown in the body. */
+  ready: () => Promise<boolean | Readiness> | boolean | Readiness;
   /** Refreshed before each scrape (e.g. consumer lag gauges). */
   beforeScrape?: () => Promise<void>;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, unknown>;
 }
 
 export interface HealthServer {
@@ -26,8 +31,10 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
       if (path === "/healthz") {
         res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
       } else if (path === "/readyz") {
-        const ok = await Promise.resolve(opts.ready()).catch(() => false);
-        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ status: ok ? "ready" : "not_ready" }));
+        const r = await Promise.resolve(opts.ready()).catch(() => false);
+        const ok = typeof r === "boolean" ? r : r.ready;
+        const body = { status: ok ? "ready" : "not_ready", ...(typeof r === "boolean" ? {} : { checks: r.checks }) };
+        res.writeHead(ok ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(body));
       } else if (path === "/metrics") {
         await opts.beforeScrape?.().catch(() => undefined);
         res.writeHead(200, { "content-type": opts.registry.contentType }).end(await opts.registry.metrics());

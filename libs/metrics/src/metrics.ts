@@ -89,6 +89,37 @@ export function createMetrics(service: string, registry = new Registry()) {
       help: "Messages currently held in the DLQ stream",
       registers: [registry],
     }),
+    projectorLag: new Gauge({
+      name: "sendlog_projector_lag_messages",
+      help: "KV revisions stored in a bucket's stream and not yet committed to the SQL send log",
+      labelNames: ["stream"] as const,
+      registers: [registry],
+    }),
+    projectorDelay: new Histogram({
+      name: "sendlog_projector_delay_seconds",
+      help: "KV write (server timestamp) → committed in SQL, per revision",
+      labelNames: ["stream"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    projectorRevisions: new Counter({
+      name: "sendlog_projector_revisions_total",
+      help: "KV revisions committed to the SQL send log (redeliveries included)",
+      labelNames: ["stream"] as const,
+      registers: [registry],
+    }),
+    projectorInvalid: new Counter({
+      name: "sendlog_projector_invalid_total",
+      help: "KV values that could not be read as their bucket's type (kept in the history only)",
+      labelNames: ["stream"] as const,
+      registers: [registry],
+    }),
+    projectorErrors: new Counter({
+      name: "sendlog_projector_errors_total",
+      help: "Batches that failed to commit (retried with backoff)",
+      labelNames: ["stream"] as const,
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: "notifications_in_flight",
       help: "Messages being processed by this process",

@@ -1,7 +1,7 @@
 import closeWithGrace from "close-with-grace";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "@notify/log";
-import { createMetrics, startHealthServer, type Metrics } from "@notify/metrics";
+import { createMetrics, startHealthServer, type Metrics, type Readiness } from "@notify/metrics";
 import { connectNats, ensureTopology, type NatsSettings, type Topology, type TopologyOptions } from "@notify/nats";
 
 /** What every service's configuration holds (libs/config's NatsEnv and LogEnv). */
@@ -26,7 +26,8 @@ export interface ServiceContext<C> {
 /** A started service: what to close, and (workers) what the health server asks. */
 export interface Running {
   close(): Promise<void>;
-  ready?(): Promise<boolean>;
+  /** /readyz: a boolean, or a verdict with checks shown in the body (the projector's lag). */
+  ready?(): Promise<boolean | Readiness>;
   refreshGauges?(): Promise<void>;
   /** Extra fields for the "<name> ready" log line. */
   readyFields?: Record<string, unknown>;

@@ -24,6 +24,10 @@ export class TemplateCache {
   private readonly byKey = new Map<string, CompiledTemplate>();
   private readonly revisions = new Map<string, number>();
   private readonly invalid = new Map<string, InvalidTemplate>();
+  /** Every stored template as decoded, compiled or not (the gateway lists them all). */
+  private readonly stored = new Map<string, { template: Template; revision: number }>();
+  private readonly waiters = new Set<() => void>();
+  private changes = 0;
   private watcher: { stop(): void } | null = null;
   private stopped: Promise<void> | null = null;
 
@@ -57,13 +61,18 @@ export class TemplateCache {
     if (revision <= seen) return;
     this.revisions.set(key, revision);
     this.invalid.delete(key);
+    this.changes++;
+    for (const wake of this.waiters) wake();
     if (op !== "PUT") {
       this.byKey.delete(key);
+      this.stored.delete(key);
       this.opts.onChange?.(key, op);
       return;
     }
     try {
-      this.byKey.set(key, compileTemplate(decodeJson<Template>(value), revision));
+      const template = decodeJson<Template>(value);
+      this.stored.set(key, { template, revision });
+      this.byKey.set(key, compileTemplate(template, revision));
     } catch (err) {
       // Written around the gateway's validation: keep serving the other templates, and
       // remember this one so its events are recorded failed rather than sent another way.
@@ -73,6 +82,41 @@ export class TemplateCache {
       this.opts.onInvalid?.(key, err);
     }
     this.opts.onChange?.(key, "PUT");
+  }
+
+  /** Bumped on every change: lets readers memoise what they derive from the cache. */
+  get version(): number {
+    return this.changes;
+  }
+
+  /** Every stored template that decodes as JSON, compiled or not, with its revision. */
+  storedTemplates(): { key: string; template: Template; revision: number }[] {
+    return [...this.stored].map(([key, s]) => ({ key, ...s }));
+  }
+
+  /** The stored (decoded) template of a key, compiled or not. */
+  storedTemplate(key: string): { template: Template; revision: number } | undefined {
+    return this.stored.get(key);
+  }
+
+  /**
+   * Resolves once the cache has seen `revision` of `key` (or a later one), false after
+   * `timeoutMs`: a writer reads its own write back from the cache.
+   */
+  async seen(key: string, revision: number, timeoutMs = 2000): Promise<boolean> {
+    if ((this.revisions.get(key) ?? 0) >= revision) return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(ok);
+      };
+      const check = () => {
+        if ((this.revisions.get(key) ?? 0) >= revision) done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.waiters.add(check);
+    });
   }
 
   get(event: string, channel: string, language: string): CompiledTemplate | undefined {

@@ -7,6 +7,7 @@ import type { Logger } from "@notify/log";
 import { createMetrics, type Metrics } from "@notify/metrics";
 import { createKeyVerifier } from "./auth.js";
 import type { GatewaySettings } from "./config.js";
+import type { SendLogDb } from "./services/send-search.js";
 import { createGatewayMetrics } from "./metrics.js";
 import authPlugin from "./plugins/auth.js";
 import errorHandler from "./plugins/error-handler.js";
@@ -18,6 +19,7 @@ import swaggerPlugin from "./plugins/swagger.js";
 import dlqRoutes from "./routes/dlq.js";
 import eventRoutes from "./routes/events.js";
 import healthRoutes from "./routes/health.js";
+import orderRoutes from "./routes/orders.js";
 import previewRoutes from "./routes/preview.js";
 import sendRoutes from "./routes/sends.js";
 import templateRoutes from "./routes/templates.js";
@@ -29,6 +31,8 @@ export interface AppDeps {
   settings: GatewaySettings;
   /** pino logger (redacts authorization headers); silent when absent. */
   log?: Logger;
+  /** The SQL send log behind the search routes, or its opening; absent: they answer 503. */
+  sendlog?: SendLogDb | Promise<SendLogDb | null> | null;
   /** Shared metric definitions; a fresh registry when absent. */
   metrics?: Metrics;
 }
@@ -66,12 +70,13 @@ export function buildApp(deps: AppDeps): GatewayApp {
   void app.register(swaggerPlugin);
   void app.register(httpMetrics, { metrics: gatewayMetrics });
   void app.register(authPlugin, { verifier });
-  void app.register(servicesPlugin, { nc: deps.nc, jsm: deps.topology.jsm, buckets: deps.topology.buckets, metrics, gatewayMetrics });
+  void app.register(servicesPlugin, { nc: deps.nc, jsm: deps.topology.jsm, buckets: deps.topology.buckets, metrics, gatewayMetrics, sendlog: deps.sendlog ?? null });
 
   void app.register(healthRoutes);
   void app.register(templateRoutes);
   void app.register(previewRoutes);
   void app.register(sendRoutes);
+  void app.register(orderRoutes);
   void app.register(dlqRoutes);
   void app.register(eventRoutes);
   return app;

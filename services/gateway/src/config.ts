@@ -1,10 +1,15 @@
 import { Type, type Static } from "typebox";
-import { ConfigError, CsvList, LogEnv, NatsEnv, Port, loadConfig } from "@notify/config";
+import { ConfigError, CsvList, LogEnv, NatsEnv, Port, SendlogEnv, loadConfig } from "@notify/config";
 
 /** Every setting of the gateway, read from the environment (the README's operator contract). */
 export const GatewayConfigSchema = Type.Object({
   ...NatsEnv,
   ...LogEnv,
+  ...SendlogEnv,
+  SENDLOG: Type.Enum(["on", "off"], {
+    default: "on",
+    description: "The SQL send log behind GET /notifications/sends, /orders, /sends/stats: DATABASE_URL (filled by the projector service), else an embedded PGlite this gateway fills itself; off = those routes answer 503",
+  }),
   GATEWAY_HOST: Type.String({ default: "0.0.0.0", description: "Interface the HTTP server binds" }),
   GATEWAY_PORT: Port({ default: 3000, description: "HTTP port (0 = a free port)" }),
   GATEWAY_API_KEYS: CsvList({ default: [], description: "Comma-separated bearer keys accepted on /notifications/*" }),

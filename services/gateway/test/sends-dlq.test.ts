@@ -80,12 +80,12 @@ t.test("gateway - send log by send_id and by business key, with the status histo
   t.equal(light.json().record.status, "dead");
   t.notOk("history" in light.json(), "history=false skips the history for pollers");
 
-  const byKey = await app.inject({ method: "GET", url: "/notifications/sends?event=order.paid&order_id=O-LOG-1&ticket_id=T-7&channel=wechat", headers: AUTH });
+  const byKey = await app.inject({ method: "GET", url: "/notifications/sends/by-key?event=order.paid&order_id=O-LOG-1&ticket_id=T-7&channel=wechat", headers: AUTH });
   t.equal(byKey.statusCode, 200);
   t.equal(byKey.json().send_id, j.send_id, "the business key gives the same send_id");
-  const noTicket = await app.inject({ method: "GET", url: "/notifications/sends?event=order.paid&order_id=O-LOG-1", headers: AUTH });
+  const noTicket = await app.inject({ method: "GET", url: "/notifications/sends/by-key?event=order.paid&order_id=O-LOG-1", headers: AUTH });
   t.equal(noTicket.statusCode, 404, "ticket_id is part of the business key");
-  const missing = await app.inject({ method: "GET", url: "/notifications/sends?order_id=O-LOG-1", headers: AUTH });
+  const missing = await app.inject({ method: "GET", url: "/notifications/sends/by-key?order_id=O-LOG-1", headers: AUTH });
   t.equal(missing.statusCode, 400, "event is required");
 });
 

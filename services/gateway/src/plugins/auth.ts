@@ -6,6 +6,10 @@ import { Errors } from "../schemas/common.js";
 import { BEARER_SCHEME } from "./swagger.js";
 
 declare module "fastify" {
+  interface FastifyRequest {
+    /** The id of the bearer key that authenticated the request (a hash prefix, never the key); "auth-off" without auth. */
+    apiKeyId?: string;
+  }
   interface FastifyInstance {
     /** onRequest hook: 401 unless the request carries a configured bearer key. */
     authenticate: onRequestHookHandler;
@@ -24,11 +28,20 @@ export interface AuthOptions {
  */
 async function auth(app: FastifyInstance, opts: AuthOptions): Promise<void> {
   const authenticate: onRequestHookHandler = (request, reply, done) => {
-    if (!opts.verifier.enabled || opts.verifier.verify(request.headers.authorization) !== null) return done();
+    if (!opts.verifier.enabled) {
+      request.apiKeyId = "auth-off";
+      return done();
+    }
+    const id = opts.verifier.verify(request.headers.authorization);
+    if (id !== null) {
+      request.apiKeyId = `key:${id}`;
+      return done();
+    }
     void reply.header("www-authenticate", 'Bearer realm="notifications"');
     done(new HttpError(401, "a valid bearer key is required: Authorization: Bearer <key>"));
   };
   app.decorate("authenticate", authenticate);
+  app.decorateRequest("apiKeyId", "");
 
   app.addHook("onRoute", (route) => {
     if (route.url !== PROTECTED_PREFIX && !route.url.startsWith(`${PROTECTED_PREFIX}/`)) return;

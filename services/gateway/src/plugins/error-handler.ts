@@ -21,9 +21,12 @@ async function errorHandler(app: FastifyInstance): Promise<void> {
     }
     const e = err as FastifyError;
     if (e.validation) {
+      // A filter the route does not know is a mistake to name, not to ignore silently.
+      const unknown = e.validationContext === "querystring" ? e.validation.find((v) => v.keyword === "additionalProperties") : undefined;
+      const name = (unknown?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
       return reply.code(400).send({
         error: "bad_request",
-        message: e.message,
+        message: name !== undefined ? `unknown query parameter "${name}"` : e.message,
         details: e.validation.map((v) => ({ in: e.validationContext, path: v.instancePath, message: v.message, keyword: v.keyword, params: v.params })),
       });
     }

@@ -5,20 +5,26 @@ import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import type { Metrics } from "@notify/metrics";
 import { RecordStore } from "@notify/nats";
+import { TemplateCache } from "@notify/templates";
 import type { GatewayMetrics } from "../metrics.js";
 import { DlqAdmin } from "../services/dlq.js";
 import { SendLog } from "../services/send-log.js";
+import { SendSearch, type SendLogDb } from "../services/send-search.js";
 import { TemplateStore } from "../services/template-store.js";
 
 export interface Readiness {
   nats: boolean;
   buckets: boolean;
+  /** Informational: the SQL send log (search routes) does not decide readiness. */
+  sendlog: Awaited<ReturnType<SendSearch["ready"]>>;
 }
 
 /** What the routes use; built once per app from the NATS connection. */
 export interface NotifyServices {
   templates: TemplateStore;
   sends: SendLog;
+  /** Search, orders and stats over the SQL send log. */
+  search: SendSearch;
   dlq: DlqAdmin;
   js: JetStreamClient;
   metrics: Metrics;
@@ -38,6 +44,8 @@ export interface ServicesOptions {
   buckets: { templates: KV; records: KV };
   metrics: Metrics;
   gatewayMetrics: GatewayMetrics;
+  /** The SQL send log (or its opening); null: the search routes answer 503. */
+  sendlog?: SendLogDb | Promise<SendLogDb | null> | null;
   /** Bound on each readiness probe step. */
   readyTimeoutMs?: number;
 }
@@ -55,9 +63,16 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
   const records = new RecordStore(opts.buckets.records);
   const js = opts.jsm.jetstream();
   const timeout = opts.readyTimeoutMs ?? 2000;
+  // Template lists and previews read this watched in-memory view (the dispatcher's own
+  // cache), not the bucket: no KV round trip per request.
+  const cache = new TemplateCache(opts.buckets.templates, { onInvalid: (key, err) => app.log.warn({ key, err }, "stored template does not compile") });
+  await cache.start();
+  app.addHook("onClose", () => cache.stop());
+  const search = new SendSearch(opts.sendlog ?? null);
   app.decorate("notify", {
-    templates: new TemplateStore(opts.buckets.templates),
+    templates: new TemplateStore(opts.buckets.templates, cache),
     sends: new SendLog(records),
+    search,
     dlq: new DlqAdmin(opts.jsm, js, records),
     js,
     metrics: opts.metrics,
@@ -65,7 +80,8 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
     async ready() {
       const nats = !opts.nc.isClosed() && (await within(opts.nc.flush(), timeout));
       const buckets = nats && (await within(Promise.all([opts.buckets.templates.status(), opts.buckets.records.status()]), timeout));
-      return { nats, buckets };
+      const sendlog = await search.ready().catch(() => ({ db: false as const }));
+      return { nats, buckets, sendlog };
     },
   });
 }

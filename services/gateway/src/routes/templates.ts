@@ -42,7 +42,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const ifMatch = parseRevisionHeader("If-Match", request.headers["if-match"]);
       const ifNoneMatch = parseRevisionHeader("If-None-Match", request.headers["if-none-match"]);
-      const saved = await app.notify.templates.upsert(request.body, { ifMatch, ifNoneMatch: ifNoneMatch === "*" });
+      const saved = await app.notify.templates.upsert(request.body, { ifMatch, ifNoneMatch: ifNoneMatch === "*" }, request.apiKeyId);
       request.log.info({ key: templateKey(saved.template.event, saved.template.channel, saved.template.language), revision: saved.revision, created: saved.created }, "template saved");
       return reply
         .code(saved.created ? 201 : 200)

@@ -21,6 +21,7 @@ const templateFields = {
     param_max_length: Type.Optional(Type.Integer({ description: "SMS: most characters per rendered parameter" })),
     fallback: Type.Optional(Type.Enum(["sms"], { description: "WeChat: SMS fallback on a permanent recipient failure" })),
     updated_at: Type.String({ format: "date-time" }),
+    updated_by: Type.Optional(Type.String({ description: "Who wrote this revision: the gateway's id of the API key (a hash prefix, never the key)" })),
 };
 
 export const StoredTemplateSchema = Type.Object(

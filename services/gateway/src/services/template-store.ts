@@ -8,7 +8,7 @@ import {
   type TemplateInput,
 } from "@notify/contracts";
 import { isWrongLastSequence } from "@notify/nats";
-import { TemplateError, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
+import { TemplateCache, TemplateError, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
 import { badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
 
 export interface StoredTemplate {
@@ -49,7 +49,18 @@ export class TemplateStore {
   /** Compiled per key and revision: a preview compiles each revision once. */
   private readonly compiled = new Map<string, CompiledTemplate>();
 
-  constructor(readonly kv: KV) {}
+  /** Memoised list answers, valid while the cache's version is unchanged. */
+  private listed: { version: number; byFilter: Map<string, StoredTemplate[]> } = { version: -1, byFilter: new Map() };
+
+  /**
+   * `cache`: the watched in-memory view of the bucket that lists and previews read (no KV
+   * round trip per request); every write here waits until the cache has seen it, so an
+   * admin reads back what they wrote. Without it, every read goes to KV.
+   */
+  constructor(
+    readonly kv: KV,
+    private readonly cache: TemplateCache | null = null,
+  ) {}
 
   /**
    * Normalises and compiles, or throws 400 naming the part that does not compile or the
@@ -70,9 +81,13 @@ export class TemplateStore {
     return { template, warnings: fields.warnings };
   }
 
-  async upsert(input: TemplateInput, cond: WriteCondition = {}): Promise<StoredTemplate & { created: boolean; warnings: FieldFinding[] }> {
-    const { template, warnings } = this.prepare(input);
-    return { ...(await this.write(template, cond)), warnings };
+  /** `by`: who writes it (the gateway's id of the API key), kept with the revision. */
+  async upsert(input: TemplateInput, cond: WriteCondition = {}, by?: string): Promise<StoredTemplate & { created: boolean; warnings: FieldFinding[] }> {
+    const prepared = this.prepare(input);
+    const template = by ? { ...prepared.template, updated_by: by } : prepared.template;
+    const saved = await this.write(template, cond);
+    await this.cache?.seen(keyOf(template), saved.revision);
+    return { ...saved, warnings: prepared.warnings };
   }
 
   private async write(template: Template, cond: WriteCondition): Promise<StoredTemplate & { created: boolean }> {
@@ -113,6 +128,7 @@ export class TemplateStore {
   }
 
   async list(filter: TemplateFilter = {}): Promise<StoredTemplate[]> {
+    if (this.cache) return this.listCached(this.cache, filter);
     // event holds a dot (order.paid), so "*.*" stands for any event.
     const pattern = templateKey(filter.event ?? "*.*", filter.channel ?? "*", filter.language ?? "*");
     const keys: string[] = [];
@@ -122,6 +138,23 @@ export class TemplateStore {
       .filter((e): e is StoredTemplate => e !== null)
       .filter((e) => filter.enabled === undefined || e.template.enabled === filter.enabled)
       .sort((a, b) => keyOf(a.template).localeCompare(keyOf(b.template)));
+  }
+
+  private listCached(cache: TemplateCache, filter: TemplateFilter): StoredTemplate[] {
+    if (this.listed.version !== cache.version) this.listed = { version: cache.version, byFilter: new Map() };
+    const id = JSON.stringify([filter.event, filter.channel, filter.language, filter.enabled]);
+    let out = this.listed.byFilter.get(id);
+    if (!out) {
+      out = cache
+        .storedTemplates()
+        .filter(({ template: t }) => (filter.event === undefined || t.event === filter.event) && (filter.channel === undefined || t.channel === filter.channel))
+        .filter(({ template: t }) => (filter.language === undefined || t.language === filter.language) && (filter.enabled === undefined || t.enabled === filter.enabled))
+        .map(({ template, revision }) => ({ template, revision }))
+        .sort((a, b) => keyOf(a.template).localeCompare(keyOf(b.template)));
+      // Bounded: filters are enums and a language tag, but a client can vary the tag.
+      if (this.listed.byFilter.size < 256) this.listed.byFilter.set(id, out);
+    }
+    return out;
   }
 
   /** Deletes (a KV delete marker: the history stays as the audit trail). */
@@ -134,6 +167,7 @@ export class TemplateStore {
     const expected = typeof cond.ifMatch === "number" ? cond.ifMatch : current.revision;
     try {
       await this.kv.delete(key, { previousSeq: expected });
+      await this.cache?.seen(key, expected + 1);
     } catch (err) {
       if (isWrongLastSequence(err)) throw preconditionFailed(`template ${key} changed since revision ${expected}: reload it and retry`, { key });
       throw err;
@@ -152,9 +186,19 @@ export class TemplateStore {
 
   /**
    * The template the dispatcher would pick for this event, channel and locale
-   * (exact → language → zh-CN), read from KV so a preview right after an edit sees it.
+   * (exact → language → zh-CN), from the cache (writes wait until it has them) or KV.
    */
   async resolve(event: string, channel: string, locale: string | null | undefined): Promise<CompiledTemplate | null> {
+    if (this.cache) {
+      for (const language of languageCandidates(locale)) {
+        const stored = this.cache.storedTemplate(templateKey(event, channel, language));
+        if (!stored) continue;
+        const compiled = this.cache.get(event, channel, language);
+        // A stored value that does not compile is not in the compiled view: compile() says why (409).
+        return compiled && compiled.revision === stored.revision ? compiled : this.compile(stored);
+      }
+      return null;
+    }
     for (const language of languageCandidates(locale)) {
       const stored = await this.get(templateKey(event, channel, language));
       if (stored) return this.compile(stored);
