@@ -1,11 +1,12 @@
 /**
  * Gateway read path under a fixed arrival rate: template listing and preview (the same
- * rendering code the dispatcher uses), both authenticated with the bearer key.
+ * rendering code the dispatcher uses, both from the watched template cache), and the SQL
+ * send log's search (filtered, paged), order view and stats, all authenticated.
  *
  *   k6 run load/gateway-read.ts -e API_KEY=... [-e BASE_URL=http://127.0.0.1:3000]
  *          [-e RATE=100] [-e DURATION=1m] [-e P95_MS=100]
  *
- * RATE is requests per second for each of the two scenarios. k6 exits non-zero (99)
+ * RATE is requests per second for each scenario. k6 exits non-zero (99)
  * when a threshold fails.
  */
 import http from "k6/http";
@@ -39,6 +40,33 @@ export const options: Options = {
       preAllocatedVUs: Math.max(5, Math.ceil(RATE / 10)),
       maxVUs: Math.max(50, RATE * 2),
     },
+    sends: {
+      executor: "constant-arrival-rate",
+      exec: "searchSends",
+      rate: RATE,
+      timeUnit: "1s",
+      duration: DURATION,
+      preAllocatedVUs: Math.max(5, Math.ceil(RATE / 10)),
+      maxVUs: Math.max(50, RATE * 2),
+    },
+    orders: {
+      executor: "constant-arrival-rate",
+      exec: "orderView",
+      rate: Math.max(1, Math.ceil(RATE / 4)),
+      timeUnit: "1s",
+      duration: DURATION,
+      preAllocatedVUs: 5,
+      maxVUs: Math.max(20, RATE),
+    },
+    stats: {
+      executor: "constant-arrival-rate",
+      exec: "sendStats",
+      rate: Math.max(1, Math.ceil(RATE / 20)),
+      timeUnit: "1s",
+      duration: DURATION,
+      preAllocatedVUs: 2,
+      maxVUs: 20,
+    },
   },
   thresholds: {
     // Any failed request (network error or unexpected status) above 1% fails the run.
@@ -46,8 +74,11 @@ export const options: Options = {
     http_req_duration: [`p(95)<${P95_MS}`],
     "http_req_duration{endpoint:templates}": [`p(95)<${P95_MS}`],
     "http_req_duration{endpoint:preview}": [`p(95)<${P95_MS}`],
+    "http_req_duration{endpoint:sends}": [`p(95)<${P95_MS}`],
+    "http_req_duration{endpoint:orders}": [`p(95)<${P95_MS}`],
+    "http_req_duration{endpoint:stats}": [`p(95)<${P95_MS}`],
     // More than 1% of arrivals the executor could not start means the target rate was not held.
-    dropped_iterations: [droppedBelowOnePercent(RATE, DURATION)],
+    dropped_iterations: [droppedBelowOnePercent(RATE * 3 + Math.ceil(RATE / 4) + Math.ceil(RATE / 20), DURATION)],
     checks: ["rate>0.99"],
   },
 };
@@ -69,4 +100,30 @@ export function preview(): void {
     params("preview"),
   );
   check(res, { "preview: 200": (r) => r.status === 200 });
+}
+
+const STATUSES = ["success", "failed", "skipped", "queued"];
+
+/** The operator's usual questions: by status, by status in the last hour, by traveller. */
+export function searchSends(): void {
+  const i = exec.scenario.iterationInTest;
+  const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+  const query = [
+    `status=${STATUSES[i % STATUSES.length]}&limit=50`,
+    `status=failed&updated_from=${encodeURIComponent(hourAgo)}&limit=50`,
+    `event=order.paid&channel=wechat&limit=20`,
+    `openid=oLoad${i % 500}&limit=20`,
+  ][i % 4];
+  const res = http.get(`${BASE_URL}/notifications/sends?${query}`, params("sends"));
+  check(res, { "sends: 200": (r) => r.status === 200 });
+}
+
+export function orderView(): void {
+  const res = http.get(`${BASE_URL}/notifications/orders/${encodeURIComponent(`O-LOAD-${exec.scenario.iterationInTest % 1000}`)}`, params("orders"));
+  check(res, { "orders: 200": (r) => r.status === 200 });
+}
+
+export function sendStats(): void {
+  const res = http.get(`${BASE_URL}/notifications/sends/stats?interval=hour`, params("stats"));
+  check(res, { "stats: 200": (r) => r.status === 200 });
 }
