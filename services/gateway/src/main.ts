@@ -29,7 +29,9 @@ await runService({
     return {
       close: async () => {
         await app.close();
-        await closeSendLog(await sendlog.catch(() => null));
+        // A PGlite still opening is not waited for past 10 s (the drain has 25 s in all).
+        const opened = await Promise.race([sendlog.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+        await closeSendLog(opened);
       },
       readyFields: { docs: `http://${host}:${port}/docs`, openapi: `http://${host}:${port}/openapi.json` } };
   },
