@@ -4,19 +4,10 @@ import { NatsServer } from "@notify/nats-server";
 import { ensureTopology } from "@notify/nats";
 import { encodeJson, templateKey, type Template } from "@notify/contracts";
 import { TemplateCache, TemplateError, compileTemplate, normalizeTemplate } from "@notify/templates";
+import { paidTemplateBody } from "../../../test/support/fixtures.js";
 
-const paid = (over: Partial<Template> = {}): Template => ({
-  ...normalizeTemplate({
-    event: "order.paid",
-    channel: "wechat",
-    template_id: "TPL_PAID",
-    language: "zh-CN",
-    payload_schema: { type: "object", required: ["amount", "title"], properties: { amount: { type: "number" }, title: { type: "string" } } },
-    data: { thing1: "{{title}}", amount2: { value: "¥{{amount}}", color: "#173177" } },
-    url: "https://m.example.com/orders/{{order_id}}",
-  }),
-  ...over,
-});
+/** The shared example template (test/support), stored as TPL_PAID. */
+const paid = (over: Partial<Template> = {}): Template => ({ ...normalizeTemplate(paidTemplateBody({ template_id: "TPL_PAID" })), ...over });
 
 t.test("templates - render maps data fields to WeChat keywords", async (t) => {
   const c = compileTemplate(paid());
