@@ -68,7 +68,7 @@ t.test("gateway - Swagger UI in a real browser: authorize, run GET /notification
   // Run GET /notifications/templates from the UI.
   const op = page.locator(".opblock.opblock-get").filter({ has: page.locator('.opblock-summary-path[data-path="/notifications/templates"]') });
   await op.locator(".opblock-summary").click();
-  // The gateway's UI config turns "Try it out" on already; click it only if it is not.
+  // "Try it out" is off by default (the gateway's UI config): click it.
   if ((await op.locator("button.execute").count()) === 0) await op.locator("button.try-out__btn").click();
   await op.locator("button.execute").click();
   const status = op.locator(".live-responses-table .response .response-col_status").first();

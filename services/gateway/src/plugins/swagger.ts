@@ -41,7 +41,9 @@ async function openapi(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, {
     routePrefix: "/docs",
-    uiConfig: { docExpansion: "list", deepLinking: true, persistAuthorization: false, tryItOutEnabled: true },
+    // "Try it out" stays off until clicked: a stray Execute on the upsert example must not
+    // overwrite a live template. The key is kept across reloads (in this browser only).
+    uiConfig: { docExpansion: "list", deepLinking: true, persistAuthorization: true, tryItOutEnabled: false },
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 }
