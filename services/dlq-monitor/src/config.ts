@@ -1,6 +1,5 @@
 import { Type, type Static } from "typebox";
 import { ConfigError, LogEnv, MetricsEnv, NatsEnv, loadConfig } from "@notify/config";
-import type { DlqMonitorSettings } from "./service.js";
 
 const MINUTE = 60_000;
 
@@ -70,4 +69,22 @@ export function settingsFromConfig(c: DlqMonitorConfig): DlqMonitorSettings {
       ? { url: c.ALERT_WEBHOOK_URL, timeoutMs: c.ALERT_WEBHOOK_TIMEOUT_MS, retries: c.ALERT_WEBHOOK_RETRIES, backoffMs: c.ALERT_WEBHOOK_BACKOFF_MS }
       : null,
   };
+}
+
+/** Everything the monitor needs to know, already validated (main.ts maps env onto it). */
+export interface DlqMonitorSettings {
+  /** Advisories handled at once (MONITOR_CONCURRENCY). */
+  concurrency: number;
+  /** Alert when the DLQ holds more than this many messages (DLQ_ALERT_THRESHOLD). */
+  dlqAlertThreshold: number;
+  /** Alert when a channel has more than this many failed notifications in a row (ALERT_CONSECUTIVE_FAILURES). */
+  consecutiveFailures: number;
+  /** One alert per (kind, channel) per window (ALERT_DEDUP_WINDOW_MS). */
+  dedupWindowMs: number;
+  /** Facts replayed at start-up to rebuild streaks and windows (ALERT_LOOKBACK_MS); defaults to the dedup window. */
+  lookbackMs: number;
+  /** DLQ depth check period (DLQ_CHECK_INTERVAL_MS). */
+  dlqCheckIntervalMs: number;
+  /** Optional webhook (ALERT_WEBHOOK_*). */
+  webhook: { url: string; timeoutMs: number; retries: number; backoffMs: number } | null;
 }

@@ -4,29 +4,13 @@ import { Consumers, Streams, type AlertFact } from "@notify/contracts";
 import { Actor, RecordStore, ensureTopology, openBuckets, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import { Counter, createMetrics, type Metrics } from "@notify/metrics";
-import { loadDlqMonitorConfig, settingsFromConfig } from "./config.js";
+import { loadDlqMonitorConfig, settingsFromConfig, type DlqMonitorSettings } from "./config.js";
 import { Alerting } from "./alerting.js";
 import type { AlertRules } from "./alerts.js";
 import { createAdvisoryHandler, type AdvisoryOutcome, type MaxDeliveriesAdvisory } from "./monitor.js";
 import { AlertWebhook } from "./webhook.js";
 
-/** Everything the monitor needs to know, already validated (main.ts maps env onto it). */
-export interface DlqMonitorSettings {
-  /** Advisories handled at once (MONITOR_CONCURRENCY). */
-  concurrency: number;
-  /** Alert when the DLQ holds more than this many messages (DLQ_ALERT_THRESHOLD). */
-  dlqAlertThreshold: number;
-  /** Alert when a channel has more than this many failed notifications in a row (ALERT_CONSECUTIVE_FAILURES). */
-  consecutiveFailures: number;
-  /** One alert per (kind, channel) per window (ALERT_DEDUP_WINDOW_MS). */
-  dedupWindowMs: number;
-  /** Facts replayed at start-up to rebuild streaks and windows (ALERT_LOOKBACK_MS); defaults to the dedup window. */
-  lookbackMs: number;
-  /** DLQ depth check period (DLQ_CHECK_INTERVAL_MS). */
-  dlqCheckIntervalMs: number;
-  /** Optional webhook (ALERT_WEBHOOK_*). */
-  webhook: { url: string; timeoutMs: number; retries: number; backoffMs: number } | null;
-}
+export type { DlqMonitorSettings } from "./config.js";
 
 /** The defaults are the environment schema's (one layer): what an empty environment gives. */
 export const DEFAULT_SETTINGS: DlqMonitorSettings = settingsFromConfig(loadDlqMonitorConfig({}));
