@@ -174,7 +174,7 @@ async function main(): Promise<void> {
     }),
   );
   // The partitioned node caught up: current in every stream it replicates.
-  const streams = [Streams.events, Streams.sends, ...Object.values(Buckets).map((b) => `KV_${b}`)];
+  const streams = [...Object.values(Streams), ...Object.values(Buckets).map((b) => `KV_${b}`)];
   try {
     const ms = await waitUntil(`${partitioned} to catch up`, 120_000, async () => {
       for (const s of streams) {
