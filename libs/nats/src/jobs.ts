@@ -64,7 +64,7 @@ export function publishToDlq(js: JetStreamClient, job: SendJob<JobPayload>, meta
   return js.publish(Subjects.dlq(job.channel), encodeJson(job), { msgID: dlqMsgId(meta), headers: h });
 }
 
-/** The Nats-Msg-Id of a DLQ copy: `dlq.<send_id>.<attempts>.<reason>[.<source_seq>]`. */
+/** The Nats-Msg-Id of a DLQ copy (MsgIds.dlq). */
 export function dlqMsgId(meta: DlqMeta): string {
   return MsgIds.dlq(meta.send_id, meta.attempts, meta.reason, meta.source_seq);
 }

@@ -2,7 +2,7 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import {
   FailReason,
-  Headers,
+  HeaderNames,
   SkipReason,
   Status,
   childTrace,
@@ -74,7 +74,7 @@ export function createDispatchHandler(deps: DispatcherDeps): (msg: JsMsg) => Pro
       return Decisions.ack();
     }
     const env = parsed.envelope;
-    const trace = childTrace(msg.headers?.get(Headers.traceparent));
+    const trace = childTrace(msg.headers?.get(HeaderNames.traceparent));
     // On the last delivery an error can no longer be retried: it is recorded instead.
     const lastDelivery = msg.info.deliveryCount >= DISPATCHER_MAX_DELIVER;
     const outcomes = await Promise.all(deps.channels.map((channel) => dispatchChannel(deps, env, channel, trace.traceparent, trace.traceId, lastDelivery)));
@@ -83,7 +83,7 @@ export function createDispatchHandler(deps: DispatcherDeps): (msg: JsMsg) => Pro
   };
 
   async function recordRejected(d: DispatcherDeps, msg: JsMsg, reason: string, message: string, errors?: unknown[]) {
-    const msgId = msg.headers?.get(Headers.msgId) || undefined;
+    const msgId = msg.headers?.get(HeaderNames.msgId) || undefined;
     const id = rejectedRecordId(msgId, msg.seq);
     const now = new Date().toISOString();
     const rec: SendRecord = {
