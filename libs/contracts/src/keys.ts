@@ -79,3 +79,8 @@ export function languageCandidates(locale: string | null | undefined): string[] 
   if (!out.includes(DEFAULT_LANGUAGE)) out.push(DEFAULT_LANGUAGE);
   return out;
 }
+
+/** Key in `wechat_msgids` under which the sender leaves the send a WeChat msgid belongs to (for delivery receipts). */
+export function msgidKey(msgid: string): string {
+  return `m.${msgid}`;
+}

@@ -41,6 +41,10 @@ export const Subjects = {
   sent: "notification.sent",
   failed: "notification.failed",
   dead: "notification.dead",
+  /** A delivery receipt from WeChat said the user got the message. */
+  delivered: "notification.delivered",
+  /** A delivery receipt said the message did not reach the user (blocked or system failure). */
+  undelivered: "notification.undelivered",
   alert: "notification.alert",
   notificationsAll: "notification.>",
 } as const;
@@ -61,6 +65,8 @@ export const Buckets = {
   locks: "notification_locks",
   records: "notification_events",
   tokens: "wechat_tokens",
+  /** WeChat msgid → send_id (written by the sender, read by the receipt handler), and receipt de-duplication. */
+  msgids: "wechat_msgids",
 } as const;
 
 /** The stream JetStream keeps a KV bucket in (its messages are the bucket's revisions). */

@@ -3,7 +3,8 @@ import { maskPhone } from "./phone.js";
 
 /**
  * Statuses of a send record in `notification_events`. The KV history of a key is its
- * status history. `queued` and `retrying` are in flight; the rest are final.
+ * status history. `queued` and `retrying` are in flight; the rest are final, except that
+ * WeChat's delivery receipt moves `success` on to `delivered`, `blocked` or `undelivered`.
  */
 export const Status = {
   queued: "queued",
@@ -13,8 +14,17 @@ export const Status = {
   dead: "dead",
   skipped: "skipped",
   rejected: "rejected",
+  /** WeChat's delivery receipt (TEMPLATESENDJOBFINISH) after `success`: the user got it. */
+  delivered: "delivered",
+  /** Receipt `failed:user block`: the user blocked the account's messages. */
+  blocked: "blocked",
+  /** Receipt `failed: system failed`: WeChat could not deliver it. */
+  undelivered: "undelivered",
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
+
+/** What a delivery receipt can move a `success` record to. */
+export const RECEIPT_STATUSES: ReadonlySet<Status> = new Set([Status.delivered, Status.blocked, Status.undelivered]);
 
 export const FINAL_STATUSES: ReadonlySet<Status> = new Set([
   Status.success,
@@ -22,6 +32,9 @@ export const FINAL_STATUSES: ReadonlySet<Status> = new Set([
   Status.dead,
   Status.skipped,
   Status.rejected,
+  Status.delivered,
+  Status.blocked,
+  Status.undelivered,
 ]);
 
 const RANK: Record<Status, number> = {
@@ -32,6 +45,9 @@ const RANK: Record<Status, number> = {
   dead: 3,
   skipped: 3,
   rejected: 3,
+  delivered: 4,
+  blocked: 4,
+  undelivered: 4,
 };
 
 /**
@@ -43,6 +59,8 @@ const RANK: Record<Status, number> = {
 export function canTransition(from: Status | undefined, to: Status, opts: { replay?: boolean } = {}): boolean {
   if (from === undefined) return true;
   if (opts.replay) return (from === Status.dead || from === Status.failed || from === Status.skipped) && to === Status.queued;
+  // `success` means WeChat accepted the call; its delivery receipt is the one step after it.
+  if (from === Status.success) return RECEIPT_STATUSES.has(to);
   if (FINAL_STATUSES.has(from)) return false;
   if (from === Status.retrying && to === Status.retrying) return true;
   return RANK[to] >= RANK[from];
@@ -92,6 +110,9 @@ export interface SendRecord {
   errors?: unknown[] | undefined;
   sent_at?: string | undefined;
   wechat_msgid?: string | undefined;
+  /** WeChat's delivery receipt: its Status text and CreateTime. */
+  receipt_status?: string | undefined;
+  receipt_at?: string | undefined;
   /** While `retrying`: when the next attempt is due (the nak delay or the end of a quota park). */
   next_attempt_at?: string | undefined;
   /** SMS: Tencent's SerialNo (the `sid` of its status reports). */
@@ -168,6 +189,22 @@ export interface SentFact {
   attempts: number;
   sent_at: string;
   wechat_msgid?: string;
+}
+
+/** Published on `notification.delivered` / `notification.undelivered` when a receipt arrives. */
+export interface DeliveryFact {
+  send_id: string;
+  event_id: string;
+  event: string;
+  channel: string;
+  order_id: string | null;
+  ticket_id: string | null;
+  status: "delivered" | "blocked" | "undelivered";
+  wechat_msgid: string;
+  /** WeChat's Status text, e.g. `failed:user block`. */
+  receipt_status: string;
+  /** When WeChat created the receipt (its CreateTime). */
+  receipt_at: string;
 }
 
 /** Published on `notification.alert`. */

@@ -113,6 +113,8 @@ export function bucketSpecs(o: TopologyOptions = {}): BucketSpec[] {
     { bucket: Buckets.locks, history: 1, ttlMs: r.lockTtlMs, description: "idempotency claims per business key" },
     { bucket: Buckets.records, history: 32, ttlMs: 0, description: "send records by send_id; history is the status history" },
     { bucket: Buckets.tokens, history: 5, ttlMs: 0, description: "shared WeChat access token" },
+    // WeChat pushes a delivery receipt seconds to minutes after a send; 3 days covers its retries and a long outage of ours.
+    { bucket: Buckets.msgids, history: 1, ttlMs: 3 * DAY, description: "WeChat msgid → send_id for delivery receipts; receipt de-duplication" },
   ];
 }
 
@@ -163,7 +165,7 @@ export interface TopologyReport {
 
 export interface Topology {
   jsm: JetStreamManager;
-  buckets: { templates: KV; locks: KV; records: KV; tokens: KV };
+  buckets: { templates: KV; locks: KV; records: KV; tokens: KV; msgids: KV };
   report: TopologyReport;
 }
 
@@ -198,6 +200,7 @@ export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions =
       locks: kvs[Buckets.locks]!,
       records: kvs[Buckets.records]!,
       tokens: kvs[Buckets.tokens]!,
+      msgids: kvs[Buckets.msgids]!,
     },
   };
 }
@@ -205,10 +208,10 @@ export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions =
 /** Opens the buckets without creating anything (for read-only users and tests). */
 export async function openBuckets(nc: NatsConnection): Promise<Topology["buckets"]> {
   const kvm = new Kvm(jetstream(nc));
-  const [templates, locks, records, tokens] = await Promise.all(
-    [Buckets.templates, Buckets.locks, Buckets.records, Buckets.tokens].map((b) => kvm.open(b)),
+  const [templates, locks, records, tokens, msgids] = await Promise.all(
+    [Buckets.templates, Buckets.locks, Buckets.records, Buckets.tokens, Buckets.msgids].map((b) => kvm.open(b)),
   );
-  return { templates: templates!, locks: locks!, records: records!, tokens: tokens! };
+  return { templates: templates!, locks: locks!, records: records!, tokens: tokens!, msgids: msgids! };
 }
 
 async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig>, report: TopologyReport): Promise<void> {

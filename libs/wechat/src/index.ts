@@ -6,3 +6,4 @@ export { AccessTokens, LocalTokenBackend, type TokenBackend } from "./access-tok
 export { KvTokenBackend } from "./kv-token-backend.js";
 export { DEFAULT_REFRESH_BUDGET, KvRefreshBudget, MemoryRefreshBudget, RefreshBudgetSpentError, decide as decideRefreshBudget, wechatDay, type BudgetDecision, type BudgetState, type RefreshBudget, type RefreshBudgetLimits } from "./refresh-budget.js";
 export type { TokenRecord, StoredTokenValue, TokenRequest } from "./token-record.js";
+export { CallbackDecryptError, aesKeyFrom, decryptMessage, encryptMessage, sha1Signature, signatureMatches } from "./callback.js";

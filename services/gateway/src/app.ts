@@ -23,11 +23,14 @@ import orderRoutes from "./routes/orders.js";
 import previewRoutes from "./routes/preview.js";
 import sendRoutes from "./routes/sends.js";
 import templateRoutes from "./routes/templates.js";
+import wechatCallbackRoutes, { type WeChatCallbackOptions } from "./routes/wechat-callback.js";
 
 export interface AppDeps {
   nc: NatsConnection;
   /** From ensureTopology (main) or the test's own topology. */
-  topology: { jsm: JetStreamManager; buckets: { templates: KV; records: KV } };
+  topology: { jsm: JetStreamManager; buckets: { templates: KV; records: KV; msgids?: KV } };
+  /** WeChat's server URL settings: with them, /wechat/callback takes delivery receipts. */
+  receipts?: Omit<WeChatCallbackOptions, "msgids" | "records">;
   settings: GatewaySettings;
   /** pino logger (redacts authorization headers); silent when absent. */
   log?: Logger;
@@ -79,5 +82,10 @@ export function buildApp(deps: AppDeps): GatewayApp {
   void app.register(orderRoutes);
   void app.register(dlqRoutes);
   void app.register(eventRoutes);
+  if (deps.receipts) {
+    const msgids = deps.topology.buckets.msgids;
+    if (!msgids) throw new Error("receipts need the wechat_msgids bucket (topology.buckets.msgids)");
+    void app.register(wechatCallbackRoutes, { ...deps.receipts, msgids, records: deps.topology.buckets.records });
+  }
   return app;
 }

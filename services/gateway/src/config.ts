@@ -14,6 +14,13 @@ export const GatewayConfigSchema = Type.Object({
   GATEWAY_PORT: Port({ default: 3000, description: "HTTP port (0 = a free port)" }),
   GATEWAY_API_KEYS: CsvList({ default: [], description: "Comma-separated bearer keys accepted on /notifications/*" }),
   GATEWAY_AUTH: Type.Enum(["on", "off"], { default: "on", description: "off disables the bearer check: local use only" }),
+  WECHAT_CALLBACK_TOKEN: Type.Optional(
+    Type.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9]+$", description: "The Token of the account's server configuration: enables /wechat/callback (delivery receipts)" }),
+  ),
+  WECHAT_ENCODING_AES_KEY: Type.Optional(
+    Type.String({ pattern: "^[A-Za-z0-9]{43}$", description: "The account's EncodingAESKey (43 characters): accepts safe-mode (encrypted) pushes" }),
+  ),
+  WECHAT_APP_ID: Type.String({ default: "wx-local-simulator", description: "The account's appid (safe mode checks pushes were encrypted for it)" }),
   GATEWAY_RATE_LIMIT: Type.Integer({
     minimum: 1,
     default: 100_000,
@@ -39,6 +46,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     );
   }
   return config;
+}
+
+/** /wechat/callback settings, or undefined when no callback token is configured. */
+export function receiptSettings(config: GatewayConfig): { token: string; appId: string; encodingAesKey?: string } | undefined {
+  if (!config.WECHAT_CALLBACK_TOKEN) return undefined;
+  return { token: config.WECHAT_CALLBACK_TOKEN, appId: config.WECHAT_APP_ID, ...(config.WECHAT_ENCODING_AES_KEY ? { encodingAesKey: config.WECHAT_ENCODING_AES_KEY } : {}) };
 }
 
 export function gatewaySettings(config: GatewayConfig): GatewaySettings {

@@ -1,6 +1,6 @@
 import { runService } from "@notify/runtime";
 import { buildApp } from "./app.js";
-import { gatewaySettings, loadGatewayConfig } from "./config.js";
+import { gatewaySettings, loadGatewayConfig, receiptSettings } from "./config.js";
 import { closeSendLog, openSendLog } from "./sendlog.js";
 import type { SendLogDb } from "./services/send-search.js";
 
@@ -16,7 +16,8 @@ await runService({
     // (and holds the event loop while it compiles), and only the search routes need it.
     let opened!: (s: Promise<SendLogDb | null>) => void;
     const sendlog = new Promise<SendLogDb | null>((resolve) => (opened = resolve));
-    const app = buildApp({ nc, topology, settings: gatewaySettings(config), log, metrics, sendlog });
+    const receipts = receiptSettings(config);
+    const app = buildApp({ nc, topology, settings: gatewaySettings(config), log, metrics, sendlog, ...(receipts ? { receipts } : {}) });
     await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.GATEWAY_PORT;

@@ -22,6 +22,12 @@ export function createGatewayMetrics(registry: Registry) {
       labelNames: ["event", "duplicate"] as const,
       registers: [registry],
     }),
+    receipts: new Counter({
+      name: "gateway_wechat_receipts_total",
+      help: "WeChat delivery receipts (TEMPLATESENDJOBFINISH) by outcome: delivered, blocked, undelivered, duplicate, unknown_msgid, unknown_status, stale, refused (bad signature), other_event",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
     dlqActions: new Counter({
       name: "gateway_dlq_actions_total",
       help: "Operator DLQ actions (replay, discard) by channel",

@@ -33,7 +33,7 @@ await runService({
               log,
               connections: c.SENDER_CONCURRENCY,
             })
-          : createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
+          : createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, msgids: buckets.msgids, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
       concurrency: c.SENDER_CONCURRENCY,
       retry: retryPolicy(c),
       quotaParkMs: c.QUOTA_PARK_MS,

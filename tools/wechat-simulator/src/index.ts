@@ -5,3 +5,4 @@ export type { SimMessage } from "./messages.js";
 export { Errcode } from "./errcodes.js";
 export { CONTROL_PREFIX } from "./control-api.js";
 export { SimulatorControl, SimulatorControlError, type MessageQuery } from "./control-client.js";
+export { ReceiptStatus, type ReceiptPush, type ReceiptTarget } from "./receipts.js";

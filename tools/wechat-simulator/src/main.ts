@@ -27,6 +27,15 @@ const sim = await startSimulator({
   latencyMs: intEnv("SIM_LATENCY_MS", 0, 0, 60_000),
   tokenTtlSec: intEnv("SIM_TOKEN_TTL_SEC", 7200, 1, 86_400),
 });
+// Delivery receipts: pushed to the gateway's /wechat/callback when SIM_RECEIPT_URL is set.
+if (process.env.SIM_RECEIPT_URL) {
+  sim.setReceiptTarget({
+    url: process.env.SIM_RECEIPT_URL,
+    token: process.env.SIM_RECEIPT_TOKEN || process.env.WECHAT_CALLBACK_TOKEN || "",
+    ...(process.env.SIM_RECEIPT_AES_KEY ? { encodingAesKey: process.env.SIM_RECEIPT_AES_KEY } : {}),
+    delayMs: intEnv("SIM_RECEIPT_DELAY_MS", 100, 0, 60_000),
+  });
+}
 process.stdout.write(`${JSON.stringify({ level: "info", service: "wechat-simulator", msg: "wechat simulator listening", url: sim.url, appid: sim.appId })}\n`);
 
 let stopping = false;

@@ -5,6 +5,7 @@ import { Errcode, errorBody } from "./errcodes.js";
 import type { Fault, FaultSpec } from "./faults.js";
 import { BodyTooLargeError, sendJson, splitUrl } from "./http-util.js";
 import type { SimMessage } from "./messages.js";
+import type { ReceiptPush, ReceiptStatus, ReceiptTarget } from "./receipts.js";
 import { SimState, resolveOptions, type SimStats, type SimulatorOptions } from "./state.js";
 import { getToken, stableToken, templateSend } from "./wechat-api.js";
 
@@ -26,6 +27,14 @@ export interface Simulator {
   /** Every issued access token expires now: the next send with one answers 42001. */
   expireTokens(): number;
   stats(): SimStats;
+  /** Where delivery receipts go (null: none, the default). */
+  setReceiptTarget(target: ReceiptTarget | null): void;
+  /** The receipt status for messages to this openid (default success; null clears). */
+  setReceiptOutcome(openid: string, status: ReceiptStatus | null): void;
+  /** Every receipt pushed, with the answers. */
+  receipts(): readonly ReceiptPush[];
+  /** Pushes a receipt for msgid now (a repeated push keeps createTime; forge signs with a wrong token). */
+  pushReceipt(msgid: string, touser: string, opts?: { createTime?: number; forge?: boolean; status?: ReceiptStatus; tries?: number }): Promise<ReceiptPush>;
   /** Clears messages, de-duplication, counters and faults (tokens stay valid). */
   reset(): void;
   /** Stops listening and drops open connections; idempotent. */
@@ -109,6 +118,19 @@ class SimulatorHandle implements Simulator {
   }
   reset(): void {
     this.sim.reset();
+  }
+  setReceiptTarget(target: ReceiptTarget | null): void {
+    this.sim.receipts.configure(target);
+  }
+  setReceiptOutcome(openid: string, status: ReceiptStatus | null): void {
+    this.sim.receipts.setOutcome(openid, status);
+  }
+  receipts(): readonly ReceiptPush[] {
+    return this.sim.receipts.pushes;
+  }
+  pushReceipt(msgid: string, touser: string, opts: { createTime?: number; forge?: boolean; status?: ReceiptStatus; tries?: number } = {}): Promise<ReceiptPush> {
+    const { createTime, ...rest } = opts;
+    return this.sim.receipts.push(msgid, touser, createTime, rest);
   }
 
   close(): Promise<void> {

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import { FaultBook } from "./faults.js";
 import { MessageLog } from "./messages.js";
+import { ReceiptPusher } from "./receipts.js";
 import { TokenIssuer } from "./tokens.js";
 
 export interface SimulatorOptions {
@@ -82,6 +83,7 @@ export class SimState {
   readonly faults = new FaultBook();
   readonly log: MessageLog;
   readonly tokens: TokenIssuer;
+  readonly receipts: ReceiptPusher;
   counters: Counters = zero();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly hanging = new Set<ServerResponse>();
@@ -90,6 +92,7 @@ export class SimState {
   constructor(readonly cfg: ResolvedOptions) {
     this.log = new MessageLog(cfg.dedupWindowMs, cfg.maxMessages);
     this.tokens = new TokenIssuer(cfg.tokenTtlSec * 1000);
+    this.receipts = new ReceiptPusher(cfg.appId, (ms, fn) => this.after(ms, fn));
   }
 
   /** Epoch ms with sub-millisecond precision, never decreasing. */

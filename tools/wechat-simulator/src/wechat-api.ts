@@ -89,6 +89,7 @@ export async function templateSend(sim: SimState, req: IncomingMessage, res: Ser
     } else {
       msgid = sim.log.record(parsed, now).msgid;
       c.accepted++;
+      sim.receipts.accepted(msgid, parsed.touser);
     }
     // afterAccept: delivered, but the answer is lost on the way back.
     if (f) return fail(sim, res, f, false);

@@ -19,6 +19,8 @@ export const SendRecordSchema = Type.Object(
     errors: Type.Optional(Type.Array(Type.Unknown())),
     sent_at: Type.Optional(Type.String()),
     wechat_msgid: Type.Optional(Type.String()),
+    receipt_status: Type.Optional(Type.String({ description: "WeChat's delivery receipt Status, e.g. success, failed:user block" })),
+    receipt_at: Type.Optional(Type.String({ description: "When WeChat reported the delivery (its CreateTime)" })),
     next_attempt_at: Type.Optional(Type.String({ description: "While retrying: when the next attempt is due" })),
     occurred_at: Type.Union([Type.String(), Type.Null()]),
     updated_at: Type.String(),

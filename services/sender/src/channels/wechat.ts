@@ -1,4 +1,5 @@
 import type { KV } from "@nats-io/kv";
+import { msgidKey } from "@notify/contracts";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, type RefreshBudgetLimits } from "@notify/wechat";
@@ -17,6 +18,8 @@ export interface WeChatChannelOptions {
   connections?: number;
   /** Forced token refreshes across all replicas (default one per 30 s, 15 a day). */
   forceRefresh?: Partial<RefreshBudgetLimits>;
+  /** `wechat_msgids`: msgid → send_id, where the gateway's receipt handler finds the send. */
+  msgids?: KV;
 }
 
 /** WeChat template messages as a delivery channel. */
@@ -36,7 +39,11 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
     name: "wechat",
     async send(job) {
       const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
-      if (r.kind === "success") return { kind: "success", providerMsgId: r.msgid, code: r.code };
+      if (r.kind === "success") {
+        // The message is sent whatever this meets: a lost mapping only makes its receipt "unknown".
+        await o.msgids?.put(msgidKey(r.msgid), job.send_id).catch((err: unknown) => o.log.warn({ err, send_id: job.send_id }, "msgid → send_id not stored: its delivery receipt will be unknown"));
+        return { kind: "success", providerMsgId: r.msgid, code: r.code };
+      }
       return {
         kind: r.kind,
         code: r.code,
