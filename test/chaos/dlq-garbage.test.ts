@@ -96,7 +96,12 @@ t.test("chaos - arbitrary messages on notify.dlq.*: the DLQ API never answers 5x
       await jsm.streams.purge(Streams.sends);
       for (const m of msgs) nc.publish(Subjects.dlq(m.channel), m.body, m.headers ? { headers: m.headers } : {});
       await nc.flush();
-      const stored = (await jsm.streams.info(Streams.dlq)).state.messages;
+      // Core publishes are stored asynchronously after the flush: wait for the stream to hold them.
+      let stored = 0;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        stored = (await jsm.streams.info(Streams.dlq)).state.messages;
+        if (stored >= msgs.length) break;
+      }
       if (stored !== msgs.length) throw new Error(`the stream kept ${stored} of ${msgs.length}`);
       if ((await monitor.checkDlqDepth()) !== stored) throw new Error("the DLQ monitor miscounted");
 
