@@ -94,4 +94,6 @@ export interface Template {
   updated_at: string;
   /** Who wrote this revision: the gateway's id of the API key (a hash prefix, never the key). */
   updated_by?: string;
+  /** Set on a revision written by a rollback: the revision whose content it restored. */
+  rolled_back_to?: number;
 }

@@ -3,6 +3,7 @@ import { templateKey, type Template } from "@notify/contracts";
 import { notFound } from "../errors.js";
 import { ConditionalHeaders, IfMatchHeaders, NoContent, errors } from "../schemas/common.js";
 import {
+  RollbackBody,
   TemplateBody,
   TemplateHistoryResponse,
   TemplateListQuery,
@@ -103,6 +104,33 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await app.notify.templates.remove(key, { ifMatch: parseRevisionHeader("If-Match", request.headers["if-match"]) });
       request.log.info({ key }, "template deleted");
       return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    "/notifications/templates/:event/:channel/:language/rollback",
+    {
+      schema: {
+        tags: ["Templates"],
+        summary: "Roll one template back to a revision of its history (If-Match honoured)",
+        description:
+          "Writes the content of `revision` (a PUT revision from the history) as a new revision, recompiled with today's checks; " +
+          "the history then shows who did it (`updated_by`) and `rolled_back_to`. Send the ETag you read as `If-Match` (412 if the " +
+          "template moved on); without it the rollback applies to whatever revision is current, still refusing a concurrent edit. " +
+          "404: no such template or the revision is not in the kept history; 409: that revision is a delete marker or no longer passes the checks.",
+        params: TemplateParams,
+        headers: IfMatchHeaders,
+        body: RollbackBody,
+        response: { 200: TemplateWriteResponse("Rolled back: the new revision"), ...errors(400, 404, 409, 412) },
+      },
+    },
+    async (request, reply) => {
+      const { event, channel, language } = request.params;
+      const key = templateKey(event, channel, language);
+      const ifMatch = parseRevisionHeader("If-Match", request.headers["if-match"]);
+      const saved = await app.notify.templates.rollback(key, request.body.revision, { ifMatch }, request.apiKeyId);
+      request.log.info({ key, revision: saved.revision, rolled_back_to: request.body.revision }, "template rolled back");
+      return reply.header("etag", etag(saved.revision)).send({ template: view(saved), created: false, warnings: saved.warnings });
     },
   );
 

@@ -22,6 +22,7 @@ const templateFields = {
     fallback: Type.Optional(Type.Enum(["sms"], { description: "WeChat: SMS fallback on a permanent recipient failure" })),
     updated_at: Type.String({ format: "date-time" }),
     updated_by: Type.Optional(Type.String({ description: "Who wrote this revision: the gateway's id of the API key (a hash prefix, never the key)" })),
+    rolled_back_to: Type.Optional(Type.Integer({ description: "Written by a rollback: the revision whose content this one restored" })),
 };
 
 export const StoredTemplateSchema = Type.Object(
@@ -70,4 +71,11 @@ export const TemplateHistoryResponse = Type.Object(
     ),
   },
   { description: "Edits of one template, oldest first (the KV history)" },
+);
+
+export const RollbackBody = Type.Object(
+  {
+    revision: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "The revision to restore: a PUT revision from the template's history" }),
+  },
+  { additionalProperties: false },
 );

@@ -9,7 +9,7 @@ import {
 } from "@notify/contracts";
 import { isWrongLastSequence } from "@notify/nats";
 import { TemplateCache, TemplateError, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
-import { badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
+import { HttpError, badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
 
 export interface StoredTemplate {
   template: Template;
@@ -120,6 +120,48 @@ export class TemplateStore {
       }
       throw err;
     }
+  }
+
+  /**
+   * Writes the content of an earlier revision as a new revision (the history keeps both),
+   * recompiled with today's rules. 404: no such template or revision in the history;
+   * 409: that revision is a delete marker or no longer compiles. Without If-Match the
+   * write is conditional on the revision read here, so a concurrent edit is a 412, never lost.
+   */
+  async rollback(key: string, target: number, cond: WriteCondition = {}, by?: string): Promise<StoredTemplate & { warnings: FieldFinding[] }> {
+    const items = await this.history(key);
+    const last = items.at(-1);
+    if (!last) throw notFound(`no template ${key}`);
+    const item = items.find((i) => i.revision === target);
+    if (!item) {
+      throw notFound(`template ${key} has no revision ${target} in its history (kept: ${items.map((i) => i.revision).join(", ")})`);
+    }
+    if (item.operation !== "PUT" || !item.template) {
+      throw conflict(`revision ${target} of ${key} is a ${item.operation === "DEL" ? "delete" : "purge"} marker, not a template: pick a PUT revision`, { revision: target, operation: item.operation });
+    }
+    const { updated_at: _at, updated_by: _by, rolled_back_to: _to, ...content } = item.template;
+    let prepared: { template: Template; warnings: FieldFinding[] };
+    try {
+      prepared = this.prepare(content as TemplateInput);
+    } catch (err) {
+      // Stored before a rule existed: restoring it would store what the API refuses today.
+      if (err instanceof HttpError && err.statusCode === 400) {
+        throw conflict(`revision ${target} of ${key} does not pass today's checks: ${err.message}`, { revision: target, ...(err.details as object) });
+      }
+      throw err;
+    }
+    const template: Template = { ...prepared.template, ...(by ? { updated_by: by } : {}), rolled_back_to: target };
+    if (cond.ifMatch === "*" && last.operation !== "PUT") throw preconditionFailed(`template ${key} does not exist (If-Match: *)`);
+    const expected = typeof cond.ifMatch === "number" ? cond.ifMatch : last.revision;
+    let revision: number;
+    try {
+      revision = await this.kv.update(key, encodeJson(template), expected);
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw preconditionFailed(`template ${key} changed since revision ${expected}: reload it and retry`, { key });
+      throw err;
+    }
+    await this.cache?.seen(key, revision);
+    return { template, revision, warnings: prepared.warnings };
   }
 
   async get(key: string): Promise<StoredTemplate | null> {
