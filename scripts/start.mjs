@@ -3,6 +3,8 @@
 // (JetStream, data under ./data), the WeChat simulator (unless a real app is configured),
 // the gateway, the dispatcher, two senders and the DLQ monitor, seeds example templates
 // and prints the Swagger UI URL with the local API key. Ctrl-C drains and stops it all.
+// The SQL send log: with DATABASE_URL the projector runs as its own process against that
+// PostgreSQL (as in production); without it the gateway fills an embedded PGlite itself.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -143,6 +145,36 @@ async function startSms(common) {
   return { simulator };
 }
 
+/** The password part of a PostgreSQL URL never reaches the terminal. */
+function redactUrl(url) {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable DATABASE_URL)";
+  }
+}
+
+/**
+ * With DATABASE_URL: the projector service fills that PostgreSQL (it applies the
+ * migrations, so it is up before the gateway reads). Without: the gateway opens the
+ * embedded PGlite under ./data/sendlog and projects into it itself.
+ */
+async function startSendlog(common) {
+  if (!env.DATABASE_URL) {
+    return { where: `embedded PGlite in the gateway (${path.relative(root, env.SENDLOG_PGLITE_DIR ?? path.join(dataDir, "sendlog")) || "."}); set DATABASE_URL for PostgreSQL and psql`, psql: null };
+  }
+  const port = ports.metrics + 5;
+  run("projector", ["services/projector/dist/main.js"], { ...common, DATABASE_URL: env.DATABASE_URL, METRICS_PORT: String(port), METRICS_HOST: "127.0.0.1" });
+  // /healthz answers once migrations are applied and the consumers run; /readyz waits for the backlog.
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, "projector", 120_000);
+  return {
+    where: `PostgreSQL ${redactUrl(env.DATABASE_URL)}, filled by the projector (http://127.0.0.1:${port}/readyz shows its lag)`,
+    psql: `psql "$DATABASE_URL" -c "SELECT status, event, channel, count(*) FROM notification_events GROUP BY 1, 2, 3"`,
+  };
+}
+
 async function seedTemplates(base, key, extra = []) {
   const templates = [...JSON.parse(readFileSync(path.join(root, "scripts/example-templates.json"), "utf8")), ...extra];
   const auth = { authorization: `Bearer ${key}` };
@@ -194,6 +226,7 @@ async function main() {
 
   const key = localApiKey();
   const common = { NATS_URL: natsUrl, LOG_LEVEL: env.LOG_LEVEL ?? "info", ...wechatEnv };
+  const sendlog = await startSendlog(common);
   run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key, SENDLOG_PGLITE_DIR: env.SENDLOG_PGLITE_DIR ?? path.join(dataDir, "sendlog") });
   run("dispatcher", ["services/dispatcher/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics), METRICS_HOST: "127.0.0.1" });
   run("sender-1", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 1), METRICS_HOST: "127.0.0.1" });
@@ -217,6 +250,9 @@ async function main() {
   else if (!smsOn) say("SMS:         off (CHANNELS=wechat,sms npm start turns it on against the SMS simulator)");
   say(`Postman:     npx newman run postman/notification-orchestrator.postman_collection.json -e postman/local.postman_environment.json --env-var baseUrl=${base} --env-var apiKey=${key}`);
   say(`Metrics:     ${base}/metrics, http://127.0.0.1:${ports.metrics}..${ports.metrics + 3}/metrics`);
+  say(`Send log:    ${sendlog.where}`);
+  say(`             curl -s -H 'authorization: Bearer ${key}' '${base}/notifications/sends?status=failed&limit=20'`);
+  if (sendlog.psql) say(`             ${sendlog.psql}`);
   say("Ctrl-C stops everything (data stays in ./data).");
   say("─".repeat(60));
   if (env.START_READY_FILE) writeFileSync(env.START_READY_FILE, JSON.stringify({ gateway: base, apiKey: key, natsUrl, simulator: realWeChat ? null : `http://127.0.0.1:${ports.simulator}` }));

@@ -1,15 +1,30 @@
-import t from "tap";
+import t, { type Test } from "tap";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@notify/nats-server";
+import { openDb } from "@notify/sendlog";
+import { startPostgres } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-t.test("smoke - npm start brings the system up; the example event reaches WeChat and reads success", async (t) => {
+interface Started {
+  sendId: string;
+  gateway: string;
+  auth: { authorization: string };
+  out: () => string;
+  dataDir: string;
+}
+
+/**
+ * `npm start` as a newcomer runs it (with `databaseUrl`: against that PostgreSQL), then the
+ * README's example event: it reaches WeChat, reads success, and appears in the SQL send log.
+ * `more` runs before Ctrl-C, which must drain and stop everything.
+ */
+async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: Started) => Promise<void>): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
   const [nats, natsMonitor, gateway, sim, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const ready = path.join(dir, "ready.json");
@@ -26,6 +41,8 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
     SKIP_BUILD: "1", // npm test has just run tsc -b
   };
   delete env.NATS_URL;
+  delete env.DATABASE_URL;
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
   delete env.WECHAT_APP_ID;
   delete env.WECHAT_APP_SECRET;
   const proc = spawn(process.execPath, ["scripts/start.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -65,8 +82,52 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
   t.equal(body.record.status, "success", "the gateway reads success");
   t.equal((await fetch(`${info.gateway}/notifications/sends/${sendId}`)).status, 401, "and refuses without the key");
 
+  // The SQL send log: the search route finds the send by its order once projected.
+  const auth = { authorization: `Bearer ${info.apiKey}` };
+  const orderId = (body as unknown as { record: { order_id: string } }).record.order_id;
+  const found = await waitFor(
+    async () => {
+      const s = await fetch(`${info.gateway}/notifications/sends?order_id=${encodeURIComponent(orderId)}`, { headers: auth });
+      const page = (await s.json()) as { items?: { send_id: string; status: string }[] };
+      return page.items?.find((i) => i.send_id === sendId && i.status === "success");
+    },
+    "the send in GET /notifications/sends",
+    60_000,
+    250,
+  );
+  t.equal(found.status, "success", "GET /notifications/sends?order_id= finds it at success");
+  await more({ sendId: sendId!, gateway: info.gateway, auth, out: () => out, dataDir: path.join(dir, "data") });
+
   proc.kill("SIGINT");
   const code = await new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
   t.equal(code, 0, "Ctrl-C drains and stops everything");
   t.match(out, /nats stopped/);
+  return out;
+}
+
+t.test("smoke - npm start brings the system up; the example event reaches WeChat and reads success", async (t) => {
+  await startAndSend(t, undefined, async (s) => {
+    t.match(s.out(), /Send log: +embedded PGlite in the gateway/, "says where the send log is");
+    t.notMatch(s.out(), /projector +\|/, "no projector process without DATABASE_URL (the gateway projects)");
+    t.ok(existsSync(path.join(s.dataDir, "sendlog")), "the embedded database lives under the data directory");
+  });
+});
+
+t.test("smoke - npm start with DATABASE_URL runs the projector as its own process against PostgreSQL", async (t) => {
+  const pg = await startPostgres();
+  t.teardown(() => pg.stop());
+  const out = await startAndSend(t, pg.url, async (s) => {
+    t.match(s.out(), /projector +\|.*"msg":"projector ready"/, "the projector runs as a process of its own");
+    t.match(s.out(), /Send log: +PostgreSQL postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres, filled by the projector/, "says where the send log is");
+    t.notOk(existsSync(path.join(s.dataDir, "sendlog")), "no embedded PGlite is opened");
+    // What an operator's psql sees.
+    const db = await openDb({ databaseUrl: pg.url });
+    try {
+      const rows = await db.query<{ status: string }>("SELECT status FROM notification_events WHERE send_id = $1", [s.sendId]);
+      t.same(rows, [{ status: "success" }], "the send is a row of notification_events in PostgreSQL");
+    } finally {
+      await db.close();
+    }
+  });
+  t.match(out, /\[start\].* projector stopped/, "Ctrl-C stops the projector too");
 });
