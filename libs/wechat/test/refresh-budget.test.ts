@@ -66,7 +66,8 @@ t.test("refresh budget - replicas racing on KV spend each slot once", async (t) 
 /** Two sender replicas (clients) sharing the token bucket, against a WeChat that answers 40001 to every send. */
 async function persistent40001(t: Test, forceRefresh: { minIntervalMs?: number; dailyCap?: number } | undefined, runMs: number) {
   const appId = `wx-budget-${++apps}-${process.pid}`;
-  const sim = await startSimulator({ appId, appSecret: SECRET });
+  // The client's budget is under test here, so the simulator's own 30 s spacing is off.
+  const sim = await startSimulator({ appId, appSecret: SECRET, forceRefreshMinIntervalMs: 0 });
   t.teardown(() => sim.close());
   const clients = ["replica-a", "replica-b"].map((replicaId) => {
     const c = new WeChatClient({ appId, appSecret: SECRET, apiBase: sim.url, tokenBucket: buckets.tokens, timeoutMs: 2000, replicaId, ...(forceRefresh ? { forceRefresh } : {}) });

@@ -18,6 +18,8 @@ export const CONTROL_PREFIX = "/_sim/";
  * - `DELETE /_sim/faults[?openid=]` → `{ cleared }`
  * - `POST /_sim/expire-tokens` → `{ expired }`
  * - `POST /_sim/reset` → `{ ok: true }`
+ * - `GET /_sim/quota` → the template/send quota today; `POST /_sim/quota` `{ daily_limit?, used? }` sets it
+ * - `POST /_sim/ip-whitelist` `{ ips: string[] | null }` → `{ ips }`
  */
 export async function control(sim: SimState, req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
   const route = `${req.method} ${path.slice(CONTROL_PREFIX.length)}`;
@@ -48,6 +50,21 @@ export async function control(sim: SimState, req: IncomingMessage, res: ServerRe
     }
     case "POST expire-tokens":
       return sendJson(res, 200, { expired: sim.tokens.expireAll(sim.now()) });
+    case "GET quota":
+      return sendJson(res, 200, sim.quota.view(sim.now()));
+    case "POST quota": {
+      const b = parseJson(await readBody(req)) as { daily_limit?: unknown; used?: unknown } | undefined;
+      const ok = (v: unknown) => v === undefined || (Number.isInteger(v) && (v as number) >= 0);
+      if (!b || typeof b !== "object" || !ok(b.daily_limit) || !ok(b.used)) return sendJson(res, 400, { error: "daily_limit and used must be non-negative integers" });
+      return sendJson(res, 200, sim.quota.set(sim.now(), { ...(b.daily_limit !== undefined ? { dailyLimit: b.daily_limit as number } : {}), ...(b.used !== undefined ? { used: b.used as number } : {}) }));
+    }
+    case "POST ip-whitelist": {
+      const b = parseJson(await readBody(req)) as { ips?: unknown } | undefined;
+      const ips = b?.ips;
+      if (ips !== null && !(Array.isArray(ips) && ips.every((v) => typeof v === "string"))) return sendJson(res, 400, { error: "ips must be an array of strings or null" });
+      sim.whitelist.set(ips);
+      return sendJson(res, 200, { ips: sim.whitelist.list() });
+    }
     case "POST reset":
       sim.reset();
       return sendJson(res, 200, { ok: true });

@@ -1,4 +1,5 @@
 import type { Fault, FaultSpec } from "./faults.js";
+import type { QuotaView } from "./limits.js";
 import type { SimMessage } from "./messages.js";
 import type { SimStats } from "./state.js";
 
@@ -40,6 +41,11 @@ export class SimulatorControl {
     for (const [k, v] of Object.entries(q)) if (v !== undefined) qs.set(k, String(v));
     const s = qs.toString();
     return this.call("GET", `messages${s ? `?${s}` : ""}`);
+  }
+
+  /** The template/send quota today; with `set`, changes the limit and/or today's use first. */
+  quota(set?: { daily_limit?: number; used?: number }): Promise<QuotaView> {
+    return set ? this.call("POST", "quota", set) : this.call("GET", "quota");
   }
 
   stats(): Promise<SimStats> {

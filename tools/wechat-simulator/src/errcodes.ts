@@ -14,6 +14,7 @@ export const Errcode = {
   invalidTemplateIdSize: 40036,
   invalidTemplateId: 40037,
   invalidAppSecret: 40125,
+  ipNotWhitelisted: 40164,
   accessTokenMissing: 41001,
   appidMissing: 41002,
   appSecretMissing: 41004,
@@ -27,6 +28,7 @@ export const Errcode = {
   argumentInvalid: 47003,
   apiUnauthorized: 48001,
   userBlocked: 48002,
+  cgiPathNotFound: 76021,
 } as const;
 
 const ERRMSG: Record<number, string> = {
@@ -40,6 +42,7 @@ const ERRMSG: Record<number, string> = {
   40036: "invalid template_id size",
   40037: "invalid template_id",
   40125: "invalid appsecret",
+  40164: "invalid ip, not in whitelist",
   41001: "access_token missing",
   41002: "appid missing",
   41004: "appsecret missing",
@@ -48,11 +51,12 @@ const ERRMSG: Record<number, string> = {
   43019: "require remove blacklist",
   44002: "empty post data",
   45009: "reach max api daily quota limit",
-  45011: "api minute-quota reach-limit mustslower retry next minute",
+  45011: "api minute-quota reach limit, must slower, retry next minute",
   47001: "data format error",
   47003: "argument invalid!",
   48001: "api unauthorized",
   48002: "api forbidden",
+  76021: "cgi_path not found, please check",
 };
 
 let rid = Math.floor(Math.random() * 0xffffff);

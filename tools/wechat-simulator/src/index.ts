@@ -6,3 +6,4 @@ export { Errcode } from "./errcodes.js";
 export { CONTROL_PREFIX } from "./control-api.js";
 export { SimulatorControl, SimulatorControlError, type MessageQuery } from "./control-client.js";
 export { ReceiptStatus, type ReceiptPush, type ReceiptTarget } from "./receipts.js";
+export { beijingDay, nextBeijingMidnight, type QuotaView } from "./limits.js";

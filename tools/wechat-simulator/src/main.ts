@@ -5,7 +5,8 @@ import { DEFAULT_APP_ID, DEFAULT_APP_SECRET } from "./state.js";
 /**
  * `wechat-simulator`: the WeChat API simulator as a process. Configured by
  * SIM_PORT (8090), SIM_HOST (127.0.0.1), WECHAT_APP_ID, WECHAT_APP_SECRET,
- * SIM_LATENCY_MS (0), SIM_TOKEN_TTL_SEC (7200). Prints one JSON line with its URL when
+ * SIM_LATENCY_MS (0), SIM_TOKEN_TTL_SEC (7200), SIM_TEMPLATE_DAILY_QUOTA (100000),
+ * SIM_IP_WHITELIST (comma-separated caller IPs for the token endpoints; unset: any). Prints one JSON line with its URL when
  * listening; the app secret and tokens are never printed.
  */
 function intEnv(name: string, def: number, min: number, max: number): number {
@@ -26,6 +27,8 @@ const sim = await startSimulator({
   appSecret: process.env.WECHAT_APP_SECRET || DEFAULT_APP_SECRET,
   latencyMs: intEnv("SIM_LATENCY_MS", 0, 0, 60_000),
   tokenTtlSec: intEnv("SIM_TOKEN_TTL_SEC", 7200, 1, 86_400),
+  templateDailyQuota: intEnv("SIM_TEMPLATE_DAILY_QUOTA", 100_000, 0, 1_000_000_000),
+  ipWhitelist: process.env.SIM_IP_WHITELIST ? process.env.SIM_IP_WHITELIST.split(",").map((s) => s.trim()).filter(Boolean) : null,
 });
 // Delivery receipts: pushed to the gateway's /wechat/callback when SIM_RECEIPT_URL is set.
 if (process.env.SIM_RECEIPT_URL) {

@@ -7,7 +7,8 @@ import { BodyTooLargeError, sendJson, splitUrl } from "./http-util.js";
 import type { SimMessage } from "./messages.js";
 import type { ReceiptPush, ReceiptStatus, ReceiptTarget } from "./receipts.js";
 import { SimState, resolveOptions, type SimStats, type SimulatorOptions } from "./state.js";
-import { getToken, stableToken, templateSend } from "./wechat-api.js";
+import type { QuotaView } from "./limits.js";
+import { getToken, quotaGet, stableToken, templateSend } from "./wechat-api.js";
 
 export interface Simulator {
   /** Base URL, e.g. `http://127.0.0.1:8090`: use it as WECHAT_API_BASE. */
@@ -35,7 +36,11 @@ export interface Simulator {
   receipts(): readonly ReceiptPush[];
   /** Pushes a receipt for msgid now (a repeated push keeps createTime; forge signs with a wrong token). */
   pushReceipt(msgid: string, touser: string, opts?: { createTime?: number; forge?: boolean; status?: ReceiptStatus; tries?: number }): Promise<ReceiptPush>;
-  /** Clears messages, de-duplication, counters and faults (tokens stay valid). */
+  /** The template/send quota today; `set` changes the limit and/or today's use. */
+  quota(set?: { dailyLimit?: number; used?: number }): QuotaView;
+  /** Caller IPs the token endpoints accept (null: any, the default). */
+  setIpWhitelist(ips: readonly string[] | null): void;
+  /** Clears messages, de-duplication, counters, faults and the day's quota use (tokens stay valid). */
   reset(): void;
   /** Stops listening and drops open connections; idempotent. */
   close(): Promise<void>;
@@ -67,7 +72,8 @@ async function route(sim: SimState, req: IncomingMessage, res: ServerResponse): 
   const { path, query } = splitUrl(req.url);
   if (path === "/cgi-bin/message/template/send" && req.method === "POST") return templateSend(sim, req, res, query);
   if (path === "/cgi-bin/stable_token" && req.method === "POST") return stableToken(sim, req, res);
-  if (path === "/cgi-bin/token" && req.method === "GET") return getToken(sim, res, query);
+  if (path === "/cgi-bin/token" && req.method === "GET") return getToken(sim, req, res, query);
+  if (path === "/cgi-bin/openapi/quota/get" && req.method === "POST") return quotaGet(sim, req, res, query);
   if (path.startsWith(CONTROL_PREFIX)) return control(sim, req, res, path, query);
   sendJson(res, 404, { errcode: 404, errmsg: `no route ${req.method} ${path}` });
 }
@@ -118,6 +124,13 @@ class SimulatorHandle implements Simulator {
   }
   reset(): void {
     this.sim.reset();
+  }
+  quota(set?: { dailyLimit?: number; used?: number }): QuotaView {
+    const now = this.sim.now();
+    return set ? this.sim.quota.set(now, set) : this.sim.quota.view(now);
+  }
+  setIpWhitelist(ips: readonly string[] | null): void {
+    this.sim.whitelist.set(ips);
   }
   setReceiptTarget(target: ReceiptTarget | null): void {
     this.sim.receipts.configure(target);

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import { FaultBook } from "./faults.js";
 import { MessageLog } from "./messages.js";
+import { DailyQuota, ForceRefreshLimiter, IpWhitelist } from "./limits.js";
 import { ReceiptPusher } from "./receipts.js";
 import { TokenIssuer } from "./tokens.js";
 
@@ -20,6 +21,16 @@ export interface SimulatorOptions {
   latencyMs?: number;
   /** Accepted messages kept in memory; the oldest tenth is dropped at the cap (default 1,000,000). */
   maxMessages?: number;
+  /** `stable_token` force refreshes a day (default 20, as WeChat); past it 45009. */
+  forceRefreshDailyLimit?: number;
+  /** Least spacing of force refreshes, ms (default 30 s, as WeChat); sooner answers 45011. */
+  forceRefreshMinIntervalMs?: number;
+  /** Daily quota of template/send (default 100,000, as WeChat); past it 45009 until midnight Beijing time. */
+  templateDailyQuota?: number;
+  /** Caller IPs the token endpoints accept (default null: no whitelist); others answer 40164. */
+  ipWhitelist?: readonly string[] | null;
+  /** Epoch ms now; tests inject a clock to cross WeChat's day or a refresh interval. */
+  clock?: (() => number) | null;
 }
 
 export type ResolvedOptions = Required<SimulatorOptions>;
@@ -37,6 +48,11 @@ export function resolveOptions(o: SimulatorOptions): ResolvedOptions {
     dedupWindowMs: o.dedupWindowMs ?? 10 * 60_000,
     latencyMs: o.latencyMs ?? 0,
     maxMessages: o.maxMessages ?? 1_000_000,
+    forceRefreshDailyLimit: o.forceRefreshDailyLimit ?? 20,
+    forceRefreshMinIntervalMs: o.forceRefreshMinIntervalMs ?? 30_000,
+    templateDailyQuota: o.templateDailyQuota ?? 100_000,
+    ipWhitelist: o.ipWhitelist ?? null,
+    clock: o.clock ?? null,
   };
 }
 
@@ -58,8 +74,16 @@ export interface SimStats {
   tokenCalls: number;
   /** Calls to cgi-bin/stable_token. */
   stableTokenCalls: number;
-  /** stable_token calls with force_refresh. */
+  /** stable_token force refreshes granted. */
   forceRefreshes: number;
+  /** stable_token force refreshes refused by the daily limit (45009) or the 30 s spacing (45011). */
+  forceRefreshesRefused: number;
+  /** Token calls refused by the IP whitelist (40164). */
+  ipRejections: number;
+  /** Sends refused because the day's template quota is spent (45009). */
+  quotaRejections: number;
+  /** Calls to cgi-bin/openapi/quota/get. */
+  quotaCalls: number;
   /** New access tokens minted by either token endpoint. */
   tokensIssued: number;
   /** Connections destroyed by a drop fault. */
@@ -75,7 +99,7 @@ export interface SimStats {
 type Counters = Omit<SimStats, "activeFaults" | "messagesHeld">;
 
 function zero(): Counters {
-  return { accepted: 0, duplicates: 0, failed: 0, fieldRuleRejections: 0, sendCalls: 0, tokenRejections: 0, tokenCalls: 0, stableTokenCalls: 0, forceRefreshes: 0, tokensIssued: 0, dropped: 0, timedOut: 0 };
+  return { accepted: 0, duplicates: 0, failed: 0, fieldRuleRejections: 0, sendCalls: 0, tokenRejections: 0, tokenCalls: 0, stableTokenCalls: 0, forceRefreshes: 0, forceRefreshesRefused: 0, ipRejections: 0, quotaRejections: 0, quotaCalls: 0, tokensIssued: 0, dropped: 0, timedOut: 0 };
 }
 
 /** Everything the simulator knows; the HTTP routes and the in-process API both act on it. */
@@ -84,6 +108,9 @@ export class SimState {
   readonly log: MessageLog;
   readonly tokens: TokenIssuer;
   readonly receipts: ReceiptPusher;
+  readonly forceRefresh: ForceRefreshLimiter;
+  readonly quota: DailyQuota;
+  readonly whitelist = new IpWhitelist();
   counters: Counters = zero();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly hanging = new Set<ServerResponse>();
@@ -93,10 +120,14 @@ export class SimState {
     this.log = new MessageLog(cfg.dedupWindowMs, cfg.maxMessages);
     this.tokens = new TokenIssuer(cfg.tokenTtlSec * 1000);
     this.receipts = new ReceiptPusher(cfg.appId, (ms, fn) => this.after(ms, fn));
+    this.forceRefresh = new ForceRefreshLimiter(cfg.forceRefreshDailyLimit, cfg.forceRefreshMinIntervalMs);
+    this.quota = new DailyQuota(cfg.templateDailyQuota);
+    this.whitelist.set(cfg.ipWhitelist);
   }
 
   /** Epoch ms with sub-millisecond precision, never decreasing. */
   now(): number {
+    if (this.cfg.clock) return this.cfg.clock();
     return performance.timeOrigin + performance.now();
   }
 
@@ -104,9 +135,11 @@ export class SimState {
     return { ...this.counters, activeFaults: this.faults.size, messagesHeld: this.log.size };
   }
 
-  /** Clears messages, de-duplication, counters and faults. Issued tokens stay valid so running clients go on. */
+  /** Clears messages, de-duplication, counters, faults and the day's quota use. Issued tokens stay valid so running clients go on. */
   reset(): void {
     this.log.reset();
+    this.forceRefresh.reset();
+    this.quota.reset();
     this.faults.clear();
     this.counters = zero();
   }

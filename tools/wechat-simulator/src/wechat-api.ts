@@ -1,15 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { OBSOLETE_KEYS, checkField } from "@notify/templates/field-rules";
-import { Errcode, errorBody } from "./errcodes.js";
+import { Errcode, errorBody, type ErrorBody } from "./errcodes.js";
 import { FaultKind, FaultTarget, type Fault } from "./faults.js";
 import { parseJson, readBody, sendJson, sendText } from "./http-util.js";
 import type { SimMessage } from "./messages.js";
 import type { SimState } from "./state.js";
 
 /** GET /cgi-bin/token?grant_type=client_credential&appid=&secret= : a new token on every call. */
-export function getToken(sim: SimState, res: ServerResponse, query: URLSearchParams): void {
+export function getToken(sim: SimState, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
   sim.counters.tokenCalls++;
-  answerToken(sim, res, query.get("grant_type"), query.get("appid"), query.get("secret"), () => {
+  answerToken(sim, req, res, query.get("grant_type"), query.get("appid"), query.get("secret"), () => {
     sim.counters.tokensIssued++;
     return sim.tokens.issuePlain(sim.now());
   });
@@ -22,9 +22,17 @@ export async function stableToken(sim: SimState, req: IncomingMessage, res: Serv
   if (!body || typeof body !== "object") return sendJson(res, 200, errorBody(Errcode.dataFormat));
   const b = body as Record<string, unknown>;
   const force = b.force_refresh === true || b.force_refresh === "true";
-  answerToken(sim, res, str(b.grant_type), str(b.appid), str(b.secret), () => {
-    if (force) sim.counters.forceRefreshes++;
-    const t = sim.tokens.issueStable(sim.now(), force);
+  answerToken(sim, req, res, str(b.grant_type), str(b.appid), str(b.secret), () => {
+    const now = sim.now();
+    if (force) {
+      const limited = sim.forceRefresh.take(now);
+      if (limited !== Errcode.ok) {
+        sim.counters.forceRefreshesRefused++;
+        return errorBody(limited);
+      }
+      sim.counters.forceRefreshes++;
+    }
+    const t = sim.tokens.issueStable(now, force);
     if (t.minted) sim.counters.tokensIssued++;
     return { access_token: t.access_token, expires_in: t.expires_in };
   });
@@ -32,13 +40,19 @@ export async function stableToken(sim: SimState, req: IncomingMessage, res: Serv
 
 function answerToken(
   sim: SimState,
+  req: IncomingMessage,
   res: ServerResponse,
   grantType: string | null,
   appid: string | null,
   secret: string | null,
-  issue: () => { access_token: string; expires_in: number },
+  issue: () => { access_token: string; expires_in: number } | ErrorBody,
 ): void {
   const { cfg } = sim;
+  const ipRefusal = sim.whitelist.refuse(req.socket.remoteAddress);
+  if (ipRefusal !== null) {
+    sim.counters.ipRejections++;
+    return sim.after(cfg.latencyMs, () => sendJson(res, 200, errorBody(Errcode.ipNotWhitelisted, ipRefusal)));
+  }
   const refused =
     grantType !== "client_credential" ? Errcode.invalidGrantType
     : !appid ? Errcode.appidMissing
@@ -86,6 +100,10 @@ export async function templateSend(sim: SimState, req: IncomingMessage, res: Ser
     if (msgid !== null) {
       // WeChat answers a repeated client_msg_id with the first msgid and sends nothing.
       c.duplicates++;
+    } else if (!sim.quota.take(now)) {
+      c.failed++;
+      c.quotaRejections++;
+      return sendJson(res, 200, errorBody(Errcode.dailyQuota));
     } else {
       msgid = sim.log.record(parsed, now).msgid;
       c.accepted++;
@@ -95,6 +113,26 @@ export async function templateSend(sim: SimState, req: IncomingMessage, res: Ser
     if (f) return fail(sim, res, f, false);
     sendJson(res, 200, { errcode: 0, errmsg: "ok", msgid });
   });
+}
+
+/** The API whose quota `quota/get` reports (the only one the simulator meters). */
+export const TEMPLATE_SEND_PATH = "/cgi-bin/message/template/send";
+
+/**
+ * POST /cgi-bin/openapi/quota/get?access_token=… {cgi_path}: the day's limit and use of
+ * one API, in WeChat's shape (`quota` plus the per-minute `rate_limit`).
+ */
+export async function quotaGet(sim: SimState, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  sim.counters.quotaCalls++;
+  const text = await readBody(req);
+  const now = sim.now();
+  const tokenErr = sim.tokens.check(query.get("access_token"), now);
+  if (tokenErr !== Errcode.ok) return sim.after(sim.cfg.latencyMs, () => sendJson(res, 200, errorBody(tokenErr)));
+  const body = parseJson(text) as { cgi_path?: unknown } | undefined;
+  if (!body || typeof body !== "object" || typeof body.cgi_path !== "string") return sendJson(res, 200, errorBody(Errcode.dataFormat));
+  if (body.cgi_path !== TEMPLATE_SEND_PATH) return sendJson(res, 200, errorBody(Errcode.cgiPathNotFound));
+  const quota = sim.quota.view(now);
+  sim.after(sim.cfg.latencyMs, () => sendJson(res, 200, { errcode: 0, errmsg: "ok", quota, rate_limit: { call_count: 0, refresh_second: 60 } }));
 }
 
 type Parsed = Omit<SimMessage, "seq" | "msgid" | "accepted_at">;
