@@ -21,6 +21,12 @@ export const GatewayConfigSchema = Type.Object({
     Type.String({ pattern: "^[A-Za-z0-9]{43}$", description: "The account's EncodingAESKey (43 characters): accepts safe-mode (encrypted) pushes" }),
   ),
   WECHAT_APP_ID: Type.String({ default: "wx-local-simulator", description: "The account's appid (safe mode checks pushes were encrypted for it)" }),
+  WECHAT_CALLBACK_MAX_AGE_SEC: Type.Integer({
+    minimum: 10,
+    maximum: 86_400,
+    default: 300,
+    description: "Replay window of /wechat/callback: a push whose signed timestamp is further than this from now is refused (401)",
+  }),
   GATEWAY_RATE_LIMIT: Type.Integer({
     minimum: 1,
     default: 100_000,
@@ -49,9 +55,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
 }
 
 /** /wechat/callback settings, or undefined when no callback token is configured. */
-export function receiptSettings(config: GatewayConfig): { token: string; appId: string; encodingAesKey?: string } | undefined {
+export function receiptSettings(config: GatewayConfig): { token: string; appId: string; maxAgeSec: number; encodingAesKey?: string } | undefined {
   if (!config.WECHAT_CALLBACK_TOKEN) return undefined;
-  return { token: config.WECHAT_CALLBACK_TOKEN, appId: config.WECHAT_APP_ID, ...(config.WECHAT_ENCODING_AES_KEY ? { encodingAesKey: config.WECHAT_ENCODING_AES_KEY } : {}) };
+  return { token: config.WECHAT_CALLBACK_TOKEN, appId: config.WECHAT_APP_ID, maxAgeSec: config.WECHAT_CALLBACK_MAX_AGE_SEC, ...(config.WECHAT_ENCODING_AES_KEY ? { encodingAesKey: config.WECHAT_ENCODING_AES_KEY } : {}) };
 }
 
 export function gatewaySettings(config: GatewayConfig): GatewaySettings {

@@ -24,7 +24,7 @@ export function createGatewayMetrics(registry: Registry) {
     }),
     receipts: new Counter({
       name: "gateway_wechat_receipts_total",
-      help: "WeChat delivery receipts (TEMPLATESENDJOBFINISH) by outcome: delivered, blocked, undelivered, duplicate, unknown_msgid, unknown_status, stale, refused (bad signature), other_event",
+      help: "WeChat delivery receipts (TEMPLATESENDJOBFINISH) by outcome: delivered, blocked, undelivered, duplicate, unknown_msgid, unknown_status, stale, refused (bad signature), too_old (outside the replay window), other_event",
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),

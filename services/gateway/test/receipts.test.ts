@@ -157,8 +157,32 @@ t.test("gateway - WeChat delivery receipts", async (t) => {
     t.equal((await receipts()).unknown_msgid, before + 1);
   });
 
+  await t.test("replay window: a correctly signed push with an old or future timestamp is refused, a fresh one applied", async (t) => {
+    sim.setReceiptTarget({ url: callback, token: TOKEN, delayMs: 60_000 });
+    const openid = "oReplay";
+    const { sendId, msgid } = await sendOne(openid);
+    const nonce = "4242";
+    const xml = `<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[${openid}]]></FromUserName><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>${msgid}</MsgID><Status><![CDATA[success]]></Status></xml>`;
+    const postAt = (ts: number) => {
+      const timestamp = String(ts);
+      const signature = createHash("sha1").update([TOKEN, timestamp, nonce].sort().join("")).digest("hex");
+      return fetch(`${callback}?${new URLSearchParams({ signature, timestamp, nonce })}`, { method: "POST", headers: { "content-type": "text/xml" }, body: xml });
+    };
+    const nowSec = Math.floor(Date.now() / 1000);
+    const before = (await receipts()).too_old ?? 0;
+    const old = await postAt(nowSec - 301);
+    t.equal(old.status, 401, "signed 301 s ago: outside the default 300 s window");
+    t.match(await old.text(), /replay window/);
+    t.equal((await postAt(nowSec + 400)).status, 401, "signed in the future beyond the window");
+    t.equal((await receipts()).too_old, before + 2, "both counted too_old");
+    t.equal((await records.get(sendId))!.record.status, Status.success, "nothing applied");
+    const ok = await postAt(nowSec - 60);
+    t.equal(ok.status, 200, "a minute old: inside the window");
+    await waitStatus(sendId, Status.delivered);
+  });
+
   await t.test("other pushes are acknowledged; a receipt without MsgID is a 400", async (t) => {
-    const timestamp = "1700000001";
+    const timestamp = String(Math.floor(Date.now() / 1000));
     const nonce = "777";
     const signature = createHash("sha1").update([TOKEN, timestamp, nonce].sort().join("")).digest("hex");
     const post = (body: string) => fetch(`${callback}?${new URLSearchParams({ signature, timestamp, nonce })}`, { method: "POST", headers: { "content-type": "text/xml" }, body });
@@ -170,4 +194,26 @@ t.test("gateway - WeChat delivery receipts", async (t) => {
     const notXml = await post("{\"json\": true}");
     t.equal(notXml.status, 400);
   });
+});
+
+t.test("gateway - the receipt replay window is configurable (WECHAT_CALLBACK_MAX_AGE_SEC) and follows an injected clock", async (t) => {
+  const { loadGatewayConfig, receiptSettings } = await import("@notify/gateway");
+  const cfg = loadGatewayConfig({ GATEWAY_AUTH: "off", WECHAT_CALLBACK_TOKEN: TOKEN, WECHAT_CALLBACK_MAX_AGE_SEC: "30" });
+  t.match(receiptSettings(cfg), { token: TOKEN, maxAgeSec: 30 });
+  t.equal(receiptSettings(loadGatewayConfig({ GATEWAY_AUTH: "off", WECHAT_CALLBACK_TOKEN: TOKEN }))!.maxAgeSec, 300, "default 5 minutes");
+  t.throws(() => loadGatewayConfig({ GATEWAY_AUTH: "off", WECHAT_CALLBACK_MAX_AGE_SEC: "5" }), /WECHAT_CALLBACK_MAX_AGE_SEC/, "below 10 s is refused, naming the variable");
+  const nats = await startNats(t);
+  let nowMs = Date.UTC(2026, 0, 1, 0, 0, 0);
+  const app = buildApp({ nc: nats.nc, topology: nats.topology, settings: settings(), receipts: { token: TOKEN, appId: APP.appId, maxAgeSec: 30, now: () => nowMs } });
+  t.teardown(() => app.close());
+  const ts = String(nowMs / 1000);
+  const nonce = "99";
+  const signature = createHash("sha1").update([TOKEN, ts, nonce].sort().join("")).digest("hex");
+  const post = () => app.inject({ method: "POST", url: `/wechat/callback?${new URLSearchParams({ signature, timestamp: ts, nonce })}`, headers: { "content-type": "text/xml" }, payload: "<xml><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>" });
+  t.equal((await post()).statusCode, 200, "fresh");
+  nowMs += 30_000;
+  t.equal((await post()).statusCode, 200, "exactly 30 s old: still inside");
+  nowMs += 1_000;
+  const late = await post();
+  t.equal(late.statusCode, 401, "31 s old: the same signed request is now a replay");
 });

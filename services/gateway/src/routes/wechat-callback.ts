@@ -18,7 +18,13 @@ export interface WeChatCallbackOptions {
   records: KV;
   /** Wait for a record the receipt overtook (default 2500 ms; WeChat allows 5 s). */
   waitForSuccessMs?: number;
+  /** Replay window: a push whose signed `timestamp` is further than this from now is refused (default 300 s). */
+  maxAgeSec?: number;
+  /** Epoch ms now (tests). */
+  now?: () => number;
 }
+
+export const DEFAULT_CALLBACK_MAX_AGE_SEC = 300;
 
 export const CALLBACK_PATH = "/wechat/callback";
 /** A receipt is a few hundred bytes; anything much larger is not WeChat. */
@@ -61,6 +67,11 @@ const wechatCallbackRoutes: FastifyPluginAsyncTypebox<WeChatCallbackOptions> = a
   const aesKey = opts.encodingAesKey ? aesKeyFrom(opts.encodingAesKey) : null;
   const deps = { msgids: opts.msgids, records: new RecordStore(opts.records), js: app.notify.js, log: app.log, waitForSuccessMs: opts.waitForSuccessMs ?? 2500 };
   const count = (outcome: string) => app.notify.gatewayMetrics.receipts.inc({ outcome });
+  const maxAgeSec = opts.maxAgeSec ?? DEFAULT_CALLBACK_MAX_AGE_SEC;
+  const now = opts.now ?? Date.now;
+  // The signature covers `timestamp`, so an old push replayed verbatim still verifies: its age is the defence.
+  // Both directions: a timestamp far in the future would stay "fresh" for ever.
+  const fresh = (timestamp: string | undefined) => /^\d{1,12}$/.test(timestamp ?? "") && Math.abs(now() / 1000 - Number(timestamp)) <= maxAgeSec;
   const signed = (q: { signature?: string | undefined; timestamp?: string | undefined; nonce?: string | undefined }) =>
     signatureMatches(q.signature, [opts.token, q.timestamp ?? "", q.nonce ?? ""]);
 
@@ -103,6 +114,11 @@ const wechatCallbackRoutes: FastifyPluginAsyncTypebox<WeChatCallbackOptions> = a
         }
       } else if (!signed(q)) {
         return refuse("invalid signature");
+      }
+      if (!fresh(q.timestamp)) {
+        count("too_old");
+        request.log.warn({ reason: "timestamp outside the replay window", timestamp: q.timestamp?.slice(0, 20), max_age_sec: maxAgeSec }, "WeChat callback refused");
+        return reply.code(401).type("text/plain").send(`timestamp outside the ${maxAgeSec} s replay window`);
       }
       if (!root) {
         count("other_event");
