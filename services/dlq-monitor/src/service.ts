@@ -3,23 +3,19 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Consumers, Streams, type AlertFact } from "@notify/contracts";
 import { Actor, RecordStore, ensureTopology, openBuckets, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
-import { Counter, createMetrics, type Metrics } from "@notify/metrics";
+import { createMetrics, type Metrics } from "@notify/metrics";
+import { Alerting, type AlertRules, type AlertWebhook } from "@notify/alerting";
 import { loadDlqMonitorConfig, settingsFromConfig, type DlqMonitorSettings } from "./config.js";
-import { Alerting } from "./alerting.js";
-import type { AlertRules } from "./alerts.js";
 import { createAdvisoryHandler, type AdvisoryOutcome, type MaxDeliveriesAdvisory } from "./monitor.js";
-import { AlertWebhook } from "./webhook.js";
 
 export type { DlqMonitorSettings } from "./config.js";
-
-/** The defaults are the environment schema's (one layer): what an empty environment gives. */
-export const DEFAULT_SETTINGS: DlqMonitorSettings = settingsFromConfig(loadDlqMonitorConfig({}));
 
 export interface DlqMonitorDeps {
   nc: NatsConnection;
   log: Logger;
   /** Defaults to `createMetrics("dlq-monitor")`. */
   metrics?: Metrics;
+  /** Overrides of what an empty environment gives (the schema's defaults, the one layer). */
   settings?: Partial<DlqMonitorSettings>;
   /**
    * Options for `ensureTopology` (replicas, mismatch policy). The monitor creates no
@@ -40,7 +36,7 @@ export interface DlqMonitor {
   /** The alert rules' state (streaks, windows); null before start(). */
   readonly rules: AlertRules | null;
   readonly webhook: AlertWebhook | null;
-  /** Ensures the topology, starts the advisory actor and the alerting. */
+  /** Ensures the topology, starts the advisory actor and the alerting unit it hosts. */
   start(): Promise<void>;
   /** Resolves when the start-up replay of facts is done and alerts are live. */
   alertsLive(): Promise<void>;
@@ -54,39 +50,16 @@ export interface DlqMonitor {
   close(): Promise<void>;
 }
 
-const WEBHOOK_METRIC = "notifications_alert_webhook_total";
-
-function webhookCounter(metrics: Metrics): Counter<"outcome"> {
-  const existing = metrics.registry.getSingleMetric(WEBHOOK_METRIC);
-  if (existing) return existing as Counter<"outcome">;
-  return new Counter({
-    name: WEBHOOK_METRIC,
-    help: "Alert webhook deliveries by outcome (delivered, failed after every retry, dropped when the queue was full)",
-    labelNames: ["outcome"] as const,
-    registers: [metrics.registry],
-  });
-}
-
 /**
  * The DLQ monitor as a factory: tests build it in-process against a real nats-server,
  * main.ts builds it from the environment. It owns neither the connection nor the
  * health server.
  */
 export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
-  const settings: DlqMonitorSettings = { ...DEFAULT_SETTINGS, ...deps.settings };
-  if (deps.settings?.lookbackMs === undefined) settings.lookbackMs = settings.dedupWindowMs;
+  const settings: DlqMonitorSettings = { ...settingsFromConfig(loadDlqMonitorConfig({})), ...deps.settings };
   const metrics = deps.metrics ?? createMetrics("dlq-monitor");
-  const now = deps.now ?? Date.now;
   const log = deps.log;
   const js = jetstream(deps.nc);
-  const webhookTotal = webhookCounter(metrics);
-  const webhook = settings.webhook
-    ? new AlertWebhook({
-        ...settings.webhook,
-        log: log.child({ component: "alert-webhook" }),
-        onOutcome: (outcome) => webhookTotal.inc({ outcome }),
-      })
-    : null;
 
   let jsm: JetStreamManager | null = null;
   let actor: Actor | null = null;
@@ -109,11 +82,8 @@ export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
       jsm,
       log: log.child({ component: "alerting" }),
       metrics,
-      rules: { consecutiveFailures: settings.consecutiveFailures, dlqDepthThreshold: settings.dlqAlertThreshold, dedupWindowMs: settings.dedupWindowMs },
-      webhook,
-      dlqCheckIntervalMs: settings.dlqCheckIntervalMs,
-      lookbackMs: settings.lookbackMs,
-      now,
+      settings,
+      ...(deps.now ? { now: deps.now } : {}),
       ...(deps.onAlert ? { onAlert: deps.onAlert } : {}),
     });
     const a = alerting;
@@ -142,7 +112,7 @@ export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
         dlq_alert_threshold: settings.dlqAlertThreshold,
         consecutive_failures: settings.consecutiveFailures,
         dedup_window_ms: settings.dedupWindowMs,
-        webhook: webhook ? "configured" : "off",
+        webhook: settings.webhook ? "configured" : "off",
       },
       "dlq-monitor started",
     );
@@ -154,7 +124,9 @@ export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
     get rules() {
       return alerting?.rules ?? null;
     },
-    webhook,
+    get webhook() {
+      return alerting?.webhook ?? null;
+    },
     start() {
       if (closing) return Promise.reject(new Error("dlq-monitor is closed"));
       started ??= doStart();
@@ -184,8 +156,8 @@ export function createDlqMonitor(deps: DlqMonitorDeps): DlqMonitor {
     close() {
       closing ??= (async () => {
         await started?.catch(() => undefined);
-        // Every step runs even if an earlier one fails: advisories first, then alerting (and the webhook).
-        for (const step of [() => actor?.close(), () => alerting?.close(), () => webhook?.close()]) {
+        // Every step runs even if an earlier one fails: advisories first, then alerting (which closes its webhook).
+        for (const step of [() => actor?.close(), () => alerting?.close()]) {
           try {
             await step();
           } catch (err) {

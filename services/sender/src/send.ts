@@ -1,3 +1,4 @@
+import type { ProviderAlert } from "@notify/alerting";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import {
@@ -11,7 +12,6 @@ import {
   encodeJson,
   parseTraceparent,
   recordFromJob,
-  type AlertFact,
   type BackoffPolicy,
   type SendJob,
   type SendRecord,
@@ -38,7 +38,8 @@ export interface SenderDeps {
   random?: () => number;
   /** How long a job waits after the provider's daily quota is exhausted (45009). */
   quotaParkMs: number;
-  onAlert?: (kind: AlertFact["kind"], channel: string, message: string) => void;
+  /** Raises the quota / token-refresh-budget alert (`createProviderAlert` from the alerting unit). */
+  onAlert?: ProviderAlert;
 }
 
 /**

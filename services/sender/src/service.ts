@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, Consumers, MsgIds, Streams, Subjects, encodeJson, type AlertFact, type BackoffPolicy } from "@notify/contracts";
+import { createProviderAlert } from "@notify/alerting";
+import { Buckets, Consumers, Streams, type BackoffPolicy } from "@notify/contracts";
 import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
@@ -51,13 +52,8 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     retry: o.retry,
     ...(o.random ? { random: o.random } : {}),
     quotaParkMs: o.quotaParkMs,
-    onAlert: (kind, channel, message) => {
-      const fact: AlertFact = { kind, channel, message, value: 1, threshold: 1, at: new Date().toISOString() };
-      o.metrics.alertsTotal.inc({ kind, channel });
-      o.log.error({ alert: fact }, "alert");
-      // One alert per park window is enough: the message id de-duplicates within 2 minutes.
-      js.publish(Subjects.alert, encodeJson(fact), { msgID: MsgIds.alert(kind, channel, Math.floor(Date.now() / 120_000)) }).catch((err: unknown) => o.log.warn({ err }, "alert publish failed"));
-    },
+    // The quota and token-refresh-budget alerts belong to the alerting unit (libs/alerting).
+    onAlert: createProviderAlert({ js, log: o.log, metrics: o.metrics }),
   });
   const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
   await actor.start();

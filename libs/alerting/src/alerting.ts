@@ -1,22 +1,18 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { Streams, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
 import type { Logger } from "@notify/log";
-import type { Metrics } from "@notify/metrics";
-import { AlertRules, toObservation, type AlertRulesOptions, type RaisedAlert } from "./alerts.js";
-import type { AlertWebhook } from "./webhook.js";
+import { Counter, type Metrics } from "@notify/metrics";
+import type { AlertingSettings } from "./config.js";
+import { AlertRules, toObservation, type RaisedAlert } from "./rules.js";
+import { AlertWebhook } from "./webhook.js";
 
 export interface AlertingOptions {
   js: JetStreamClient;
   jsm: JetStreamManager;
   log: Logger;
   metrics: Metrics;
-  rules: AlertRulesOptions;
-  webhook: AlertWebhook | null;
-  /** How often the DLQ depth is checked (it is also checked after every dead letter). */
-  dlqCheckIntervalMs: number;
-  /** Facts replayed at start-up to rebuild streaks and de-duplication windows (0: none). */
-  lookbackMs: number;
-  now: () => number;
+  settings: AlertingSettings;
+  now?: () => number;
   /** Every alert this process raised (after publishing it). */
   onAlert?: (fact: AlertFact) => void;
 }
@@ -33,6 +29,10 @@ export interface AlertingOptions {
  */
 export class Alerting {
   readonly rules: AlertRules;
+  /** The operator's webhook, owned (and closed once) by this unit; null when not configured. */
+  readonly webhook: AlertWebhook | null;
+  private readonly now: () => number;
+  private readonly lookbackMs: number;
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -46,11 +46,20 @@ export class Alerting {
   private closing: Promise<void> | null = null;
 
   constructor(private readonly o: AlertingOptions) {
-    this.rules = new AlertRules(o.rules);
+    const s = o.settings;
+    this.rules = new AlertRules({ consecutiveFailures: s.consecutiveFailures, dlqDepthThreshold: s.dlqAlertThreshold, dedupWindowMs: s.dedupWindowMs });
+    this.now = o.now ?? Date.now;
+    // The one place the look-back defaults: one de-duplication window.
+    this.lookbackMs = s.lookbackMs ?? s.dedupWindowMs;
+    const total = webhookCounter(o.metrics);
+    this.webhook = s.webhook
+      ? new AlertWebhook({ ...s.webhook, log: o.log.child({ component: "alert-webhook" }), onOutcome: (outcome) => total.inc({ outcome }) })
+      : null;
   }
 
   async start(): Promise<void> {
-    const { js, jsm, lookbackMs, now } = this.o;
+    const { js, jsm } = this.o;
+    const { lookbackMs, now } = this;
     const startTime = now() - lookbackMs;
     const si = await jsm.streams.info(Streams.notifications);
     let replay = lookbackMs > 0 && si.state.messages > 0;
@@ -66,7 +75,7 @@ export class Alerting {
     this.messages = await consumer.consume({ max_messages: 512 });
     this.loop = this.run(this.messages);
     if (!replay) this.markCaughtUp();
-    this.timer = setInterval(() => this.requestDlqCheck(), this.o.dlqCheckIntervalMs);
+    this.timer = setInterval(() => this.requestDlqCheck(), this.o.settings.dlqCheckIntervalMs);
     this.timer.unref();
   }
 
@@ -81,7 +90,7 @@ export class Alerting {
   }
 
   private async onFact(m: JsMsg): Promise<void> {
-    const raised = this.rules.observe(toObservation(m.subject, m.data, m.seq), this.o.now(), !this.caughtUp);
+    const raised = this.rules.observe(toObservation(m.subject, m.data, m.seq), this.now(), !this.caughtUp);
     for (const r of raised) await this.raise(r);
     if (!this.caughtUp && (m.seq >= this.catchUpTarget || m.info.pending === 0)) this.markCaughtUp();
   }
@@ -89,7 +98,7 @@ export class Alerting {
   private markCaughtUp(): void {
     if (this.caughtUp) return;
     this.caughtUp = true;
-    const pending = this.rules.evaluate(this.o.now());
+    const pending = this.rules.evaluate(this.now());
     this.o.log.info({ raised_after_replay: pending.length }, "alerting live");
     void (async () => {
       for (const r of pending) await this.raise(r);
@@ -115,7 +124,7 @@ export class Alerting {
     }
     this.o.metrics.alertsTotal.inc({ kind: fact.kind, channel: fact.channel });
     this.o.log.error({ alert: fact }, `ALERT ${fact.kind}: ${fact.message}`);
-    this.o.webhook?.enqueue(fact);
+    this.webhook?.enqueue(fact);
     this.o.onAlert?.(fact);
   }
 
@@ -143,7 +152,7 @@ export class Alerting {
     this.o.metrics.dlqDepth.set(depth);
     // Before the replay is done, earlier alerts are not known yet: only measure.
     if (this.caughtUp) {
-      const r = this.rules.dlqDepth(depth, this.o.now());
+      const r = this.rules.dlqDepth(depth, this.now());
       if (r) await this.raise(r);
     }
     return depth;
@@ -163,7 +172,8 @@ export class Alerting {
           await this.loop;
         },
         () => this.idle(),
-        // The webhook is not closed here: its owner (the service that created it) closes it once.
+        // Last, so the alerts raised while stopping are still delivered (within its drain time).
+        async () => this.webhook?.close(),
       ];
       for (const step of steps) {
         await step().catch((err: unknown) => this.o.log.warn({ err }, "alerting close step failed"));
@@ -171,4 +181,17 @@ export class Alerting {
     })();
     return this.closing;
   }
+}
+
+const WEBHOOK_METRIC = "notifications_alert_webhook_total";
+
+function webhookCounter(metrics: Metrics): Counter<"outcome"> {
+  const existing = metrics.registry.getSingleMetric(WEBHOOK_METRIC);
+  if (existing) return existing as Counter<"outcome">;
+  return new Counter({
+    name: WEBHOOK_METRIC,
+    help: "Alert webhook deliveries by outcome (delivered, failed after every retry, dropped when the queue was full)",
+    labelNames: ["outcome"] as const,
+    registers: [metrics.registry],
+  });
 }

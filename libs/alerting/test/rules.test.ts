@@ -1,8 +1,9 @@
 import t from "tap";
 import { FailReason, Subjects, backoffDelay, encodeJson, type AlertFact } from "@notify/contracts";
-import { ConfigError } from "@notify/config";
-import { AlertRules, AlertWebhook, loadDlqMonitorConfig, settingsFromConfig, toObservation, webhookOrigin, type Observation } from "@notify/dlq-monitor";
-import { captureLogger, startWebhookServer } from "../test-support/helpers.js";
+import { Type } from "typebox";
+import { ConfigError, loadConfig } from "@notify/config";
+import { AlertRules, AlertWebhook, AlertingEnv, alertingSettings, toObservation, webhookOrigin, type Observation } from "@notify/alerting";
+import { captureLogger, startWebhookServer } from "../../../test/support/webhook.js";
 
 const MIN = 60_000;
 const T0 = Date.parse("2026-11-24T08:00:00Z");
@@ -111,24 +112,29 @@ t.test("alerts - a webhook 4xx is not retried; close() is idempotent", async (t)
   t.equal(w.pending, 0, "closed: nothing queued");
 });
 
-t.test("alerts - config defaults, and errors name the variable", async (t) => {
-  const c = loadDlqMonitorConfig({});
+t.test("alerts - config defaults (the schema, one layer), and errors name the variable without echoing the URL", async (t) => {
+  const schema = Type.Object(AlertingEnv);
+  const c = loadConfig(schema, {});
   t.equal(c.DLQ_ALERT_THRESHOLD, 100);
   t.equal(c.ALERT_CONSECUTIVE_FAILURES, 3);
   t.equal(c.ALERT_DEDUP_WINDOW_MS, 600_000);
-  t.equal(c.MONITOR_CONCURRENCY, 8);
-  const s = settingsFromConfig(c);
+  const s = alertingSettings(c);
   t.equal(s.webhook, null, "no webhook unless configured");
-  t.equal(s.lookbackMs, 600_000, "look back over one dedup window");
-  const w = settingsFromConfig(loadDlqMonitorConfig({ ALERT_WEBHOOK_URL: "https://hooks.example.com/x", ALERT_WEBHOOK_RETRIES: "5" }));
-  t.match(w.webhook, { url: "https://hooks.example.com/x", retries: 5, timeoutMs: 5000 });
-  const err = (() => {
-    try {
-      loadDlqMonitorConfig({ DLQ_ALERT_THRESHOLD: "lots", ALERT_WEBHOOK_URL: "ftp://x" });
-    } catch (e) {
-      return e;
-    }
-  })();
-  t.ok(err instanceof ConfigError);
-  t.same([...(err as ConfigError).variables].sort(), ["ALERT_WEBHOOK_URL", "DLQ_ALERT_THRESHOLD"]);
+  t.equal(s.lookbackMs, undefined, "look-back unset: the alerting unit uses one dedup window");
+  t.equal(alertingSettings(loadConfig(schema, { ALERT_LOOKBACK_MS: "5000" })).lookbackMs, 5000);
+  const w = alertingSettings(loadConfig(schema, { ALERT_WEBHOOK_URL: "https://hooks.example.com/x?key=k", ALERT_WEBHOOK_RETRIES: "5" }));
+  t.match(w.webhook, { url: "https://hooks.example.com/x?key=k", retries: 5, timeoutMs: 5000 });
+  for (const bad of ["ftp://x/secretpath", "https://", "hooks.example.com/secretpath", "https://a b/secretpath"]) {
+    const err = (() => {
+      try {
+        loadConfig(schema, { DLQ_ALERT_THRESHOLD: "lots", ALERT_WEBHOOK_URL: bad });
+      } catch (e) {
+        return e;
+      }
+    })();
+    t.ok(err instanceof ConfigError, bad);
+    t.same([...(err as ConfigError).variables].sort(), ["ALERT_WEBHOOK_URL", "DLQ_ALERT_THRESHOLD"], "the pattern runs");
+    t.match((err as Error).message, /ALERT_WEBHOOK_URL: must be an http\(s\) URL/);
+    t.notMatch((err as Error).message, "secretpath", "the value is never echoed");
+  }
 });
