@@ -72,6 +72,8 @@ export class Stack {
           appSecret: "local-simulator-secret",
           timeoutMs: o.wechatTimeoutMs ?? 1000,
           tokens: buckets.tokens,
+          // As in production: msgid → send_id, so a delivery receipt finds its send.
+          msgids: buckets.msgids,
           log: this.log,
           metrics: this.metrics,
         }),
