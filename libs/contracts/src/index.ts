@@ -6,4 +6,5 @@ export * from "./templates.js";
 export * from "./codec.js";
 export * from "./trace.js";
 export * from "./backoff.js";
+export * from "./deadlines.js";
 export * from "./phone.js";

@@ -1,6 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError, PubHeaders, type JetStreamClient, type JetStreamPublishOptions, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/transport-node";
+import { Deadlines, TimeoutError } from "@notify/contracts";
 import { isWrongLastSequence } from "./errors.js";
 
 /** A create-only write lost: 10071, or 10164 on servers that cannot tell the last sequence. */
@@ -8,10 +9,9 @@ function isCreateConflict(err: unknown): boolean {
   return isWrongLastSequence(err) || (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }
 
-/** A JetStream answer did not arrive within the pipeline's time-out. */
-export class TimeoutError extends Error {
-  override name = "TimeoutError";
-}
+// A JetStream answer that does not arrive within the pipeline's time-out rejects with the
+// shared TimeoutError (re-exported here for the pipeline's callers).
+export { TimeoutError };
 
 /** No stream listens on the subject (the server answered "no responders"). */
 export class NoStreamError extends Error {
@@ -64,16 +64,15 @@ const SUPPORTED = new Set(["msgID", "headers", "expect"]);
  * subscription. Same wire protocol and server-side semantics as the @nats-io client,
  * which builds a request object, a timer and an Error per successful request
  * (@nats-io/nats-core request.js: RequestOne.cancel); here a request costs one map
- * entry, and one interval timer sweeps time-outs (answers arrive in publish order per
- * time-out, so the sweep stops at the first live entry). Used on the hot paths;
+ * entry, and one interval timer fires the time-outs (`Deadlines`, the shared time-out
+ * helper). Used on the hot paths;
  * `publish()` is call-compatible with `JetStreamClient.publish`.
  */
 export class JsPipeline implements JsPublisher {
   private readonly prefix: string;
   private readonly sub: Subscription;
-  private readonly pending = new Map<number, Pending>();
-  private nextToken = 1;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** In flight, by reply token (the token is the entry's id). */
+  private readonly pending: Deadlines<Pending>;
   private readonly timeoutMs: number;
   private outbox: ({ token: number; subject: string; data: Uint8Array; h: WireHeaders | undefined } | JsMsg)[] = [];
   private flushScheduled = false;
@@ -84,6 +83,9 @@ export class JsPipeline implements JsPublisher {
     private readonly o: JsPipelineOptions = {},
   ) {
     this.timeoutMs = o.timeoutMs ?? 5000;
+    this.pending = new Deadlines<Pending>(this.timeoutMs, Math.max(10, Math.min(250, this.timeoutMs / 4)), (p) =>
+      p.reject(new TimeoutError(`no answer from ${p.subject} within ${this.timeoutMs} ms`)),
+    );
     this.prefix = `${createInbox()}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, m) => (err ? undefined : this.onReply(m)) });
   }
@@ -139,11 +141,8 @@ export class JsPipeline implements JsPublisher {
 
   private request(subject: string, data: Uint8Array, h: WireHeaders | undefined): Promise<Msg> {
     if (this.closed) return Promise.reject(new PipelineClosedError("JsPipeline is closed"));
-    const token = this.nextToken++;
     return new Promise<Msg>((resolve, reject) => {
-      const p: Pending = { resolve, reject, deadline: Date.now() + this.timeoutMs, subject };
-      this.pending.set(token, p);
-      this.sweeper ??= setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+      const token = this.pending.add({ resolve, reject, deadline: 0, subject });
       // Requests and acks issued in one turn of the event loop are handed to the client
       // together (setImmediate), so they leave in one socket write.
       this.outbox.push({ token, subject, data, h });
@@ -156,9 +155,7 @@ export class JsPipeline implements JsPublisher {
       // The client only calls encode() on the headers it publishes (nats-core protocol.js publish).
       this.nc.publish(subject, data, h ? { reply: this.prefix + token, headers: h as unknown as MsgHdrs } : { reply: this.prefix + token });
     } catch (err) {
-      const p = this.pending.get(token);
-      this.pending.delete(token);
-      p?.reject(err as Error);
+      this.pending.take(token)?.reject(err as Error);
     }
   }
 
@@ -193,33 +190,15 @@ export class JsPipeline implements JsPublisher {
 
   private onReply(m: Msg): void {
     const token = Number(m.subject.slice(this.prefix.length));
-    const p = this.pending.get(token);
-    if (!p) return; // timed out already
-    this.pending.delete(token);
-    p.resolve(m);
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [token, p] of this.pending) {
-      if (p.deadline > now) break;
-      this.pending.delete(token);
-      p.reject(new TimeoutError(`no answer from ${p.subject} within ${this.timeoutMs} ms`));
-    }
-    if (this.pending.size === 0 && this.sweeper) {
-      clearInterval(this.sweeper);
-      this.sweeper = null;
-    }
+    // Undefined: timed out already.
+    this.pending.take(token)?.resolve(m);
   }
 
   /** Rejects what is still pending and unsubscribes; idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
-    for (const p of this.pending.values()) p.reject(new PipelineClosedError("JsPipeline is closed"));
-    this.pending.clear();
+    for (const p of this.pending.drain()) p.reject(new PipelineClosedError("JsPipeline is closed"));
     // Queued acks still go out (their work is done); queued requests were just rejected.
     this.flush();
     if (!this.nc.isClosed()) this.sub.unsubscribe();

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { Pool, type Dispatcher } from "undici";
+import { Deadlines, TimeoutError } from "@notify/contracts";
 import { redactUrl } from "@notify/log";
 
 /** What one call ended in: a WeChat errcode, or how the HTTP exchange failed. */
@@ -37,10 +38,11 @@ export class WeChatHttp {
   private readonly origin: string;
   private readonly prefix: string;
   private closing: Promise<void> | null = null;
-  private readonly deadlines: Deadlines;
+  /** End-to-end deadlines of the calls in flight: one interval, a tick of a quarter of the time-out (≤ 50 ms). */
+  private readonly deadlines: Deadlines<{ deadline: number; onTimeout: () => void }>;
 
   constructor(private readonly o: WeChatHttpOptions) {
-    this.deadlines = new Deadlines(o.timeoutMs);
+    this.deadlines = new Deadlines(o.timeoutMs, Math.max(1, Math.min(50, Math.floor(o.timeoutMs / 4))), (e) => e.onTimeout());
     const base = new URL(o.apiBase);
     this.origin = base.origin;
     this.prefix = base.pathname.replace(/\/+$/, "");
@@ -68,12 +70,15 @@ export class WeChatHttp {
       const finish = (r: HttpResult) => {
         if (settled) return;
         settled = true;
-        this.deadlines.end(deadline);
+        this.deadlines.take(deadline);
         resolve(r);
       };
-      const deadline = this.deadlines.start(() => {
-        finish(timedOut());
-        controller?.abort(new TimeoutError(`no answer within ${this.o.timeoutMs} ms`));
+      const deadline = this.deadlines.add({
+        deadline: 0,
+        onTimeout: () => {
+          finish(timedOut());
+          controller?.abort(new TimeoutError(`no answer within ${this.o.timeoutMs} ms`));
+        },
       });
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
@@ -119,56 +124,6 @@ export class WeChatHttp {
     this.deadlines.stop();
     this.closing ??= this.ownsDispatcher ? this.dispatcher.close().catch(() => undefined) : Promise.resolve();
     return this.closing;
-  }
-}
-
-/** Our own end-to-end deadline fired. */
-class TimeoutError extends Error {
-  override name = "TimeoutError";
-}
-
-/**
- * End-to-end time-outs for calls that all share one duration: one interval fires the
- * overdue ones, oldest first (calls start in deadline order), instead of a timer per
- * call. A call times out at most a tick (a quarter of the time-out, ≤ 50 ms) late.
- */
-class Deadlines {
-  private readonly live = new Map<number, { onTimeout: () => void; deadline: number }>();
-  private next = 1;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly tickMs: number;
-
-  constructor(private readonly timeoutMs: number) {
-    this.tickMs = Math.max(1, Math.min(50, Math.floor(timeoutMs / 4)));
-  }
-
-  start(onTimeout: () => void): number {
-    const id = this.next++;
-    this.live.set(id, { onTimeout, deadline: performance.now() + this.timeoutMs });
-    if (!this.timer) {
-      this.timer = setInterval(() => this.sweep(), this.tickMs);
-      this.timer.unref();
-    }
-    return id;
-  }
-
-  end(id: number): void {
-    this.live.delete(id);
-  }
-
-  private sweep(): void {
-    const now = performance.now();
-    for (const [id, e] of this.live) {
-      if (e.deadline > now) break;
-      this.live.delete(id);
-      e.onTimeout();
-    }
-    if (this.live.size === 0) this.stop();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
   }
 }
 
