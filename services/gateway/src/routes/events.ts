@@ -3,6 +3,7 @@ import { EventEnvelopeSchema, MAX_ENVELOPE_BYTES } from "@notify/contracts";
 import { errors } from "../schemas/common.js";
 import { PublishResponse, TraceHeaders } from "../schemas/events.js";
 import { publishEvent } from "../services/events.js";
+import { EVENT_EXAMPLE, withExample } from "../schemas/examples.js";
 
 /** HTTP ingress for publishers without a NATS client (and for k6). */
 const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -15,8 +16,8 @@ const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Publish a business event onto events.<event> (Nats-Msg-Id = id)",
         description: `Validates the envelope and publishes it; a re-post of the same id within JetStream's duplicate window is stored once (duplicate: true). Bodies above ${MAX_ENVELOPE_BYTES} bytes get 413.`,
         headers: TraceHeaders,
-        body: EventEnvelopeSchema,
-        response: { 202: PublishResponse, ...errors(400, 413, 503) },
+        body: withExample(EventEnvelopeSchema, EVENT_EXAMPLE),
+        response: { 202: withExample(PublishResponse, { id: EVENT_EXAMPLE.id, subject: "events.order.paid", seq: 1042, duplicate: false }), ...errors(400, 413, 503) },
       },
     },
     async (request, reply) => {

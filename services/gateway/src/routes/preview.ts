@@ -4,6 +4,7 @@ import { DEFAULT_FIELD_POLICY, SmsParamError, enforceFieldRules, type CompiledSm
 import { notFound, unprocessable } from "../errors.js";
 import { errors } from "../schemas/common.js";
 import { PreviewBody, PreviewResponse } from "../schemas/preview.js";
+import { PREVIEW_EXAMPLE, PREVIEW_RESPONSE_EXAMPLE, withExample } from "../schemas/examples.js";
 
 /** The exact payload the dispatcher would send, rendered by the dispatcher's own code. */
 const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -20,8 +21,8 @@ const previewRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "Tencent's number, template id and ordered params. 404 when no template matches; 422 with the ajv errors when `data` misses fields, " +
           "or naming `params[i]` when an SMS parameter renders longer than Tencent accepts, or when the template cannot render this data " +
           "(the dispatcher records that `failed`, reason `render`).",
-        body: PreviewBody,
-        response: { 200: PreviewResponse, ...errors(400, 404, 409, 422) },
+        body: withExample(PreviewBody, PREVIEW_EXAMPLE),
+        response: { 200: withExample(PreviewResponse, PREVIEW_RESPONSE_EXAMPLE), ...errors(400, 404, 409, 422) },
       },
     },
     async (request) => {

@@ -13,6 +13,17 @@ import {
   TemplateWriteResponse,
 } from "../schemas/templates.js";
 import { parseRevisionHeader, type StoredTemplate } from "../services/template-store.js";
+import {
+  EXAMPLE_LANGUAGE,
+  HISTORY_EXAMPLE,
+  LIST_EXAMPLE,
+  ROLLBACK_EXAMPLE,
+  ROLLBACK_RESPONSE_EXAMPLE,
+  STORED_EXAMPLE,
+  UPSERT_EXAMPLE,
+  WRITE_RESPONSE_EXAMPLE,
+  withExample,
+} from "../schemas/examples.js";
 
 const etag = (revision: number) => `"${revision}"`;
 const view = (s: StoredTemplate): Template & { revision: number } => ({ ...s.template, revision: s.revision });
@@ -30,12 +41,14 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "`data`, `url` and `miniprogram.pagepath` must compile, else 400 naming the part. A literal keyword value must " +
           "satisfy WeChat's rule for its type (the prefix: thing ≤ 20 characters, amount, time, …), else 400 naming the field " +
           "and rule; `first`/`remark` keys and colours are stored but reported in `warnings` and never sent. Send the ETag you read as " +
-          "`If-Match` to make sure nobody edited it meanwhile (412 otherwise); `If-None-Match: *` creates only.",
+          "`If-Match` to make sure nobody edited it meanwhile (412 otherwise); `If-None-Match: *` creates only. " +
+          `The example writes language \`${EXAMPLE_LANGUAGE}\`, a key of its own that no traveller's locale selects: executing it ` +
+          "unedited can never replace a live template.",
         headers: ConditionalHeaders,
-        body: TemplateBody,
+        body: withExample(TemplateBody, UPSERT_EXAMPLE),
         response: {
-          200: TemplateWriteResponse("Updated"),
-          201: TemplateWriteResponse("Created"),
+          200: withExample(TemplateWriteResponse("Updated"), { ...WRITE_RESPONSE_EXAMPLE, created: false }),
+          201: withExample(TemplateWriteResponse("Created"), WRITE_RESPONSE_EXAMPLE),
           ...errors(400, 412),
         },
       },
@@ -59,7 +72,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["Notifications"],
         summary: "List configured notification templates",
         querystring: TemplateListQuery,
-        response: { 200: TemplateListResponse, ...errors(400) },
+        response: { 200: withExample(TemplateListResponse, LIST_EXAMPLE), ...errors(400) },
       },
     },
     async (request) => {
@@ -75,7 +88,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["Templates"],
         summary: "Get one template (ETag = its revision)",
         params: TemplateParams,
-        response: { 200: StoredTemplateSchema, ...errors(400, 404) },
+        response: { 200: withExample(StoredTemplateSchema, STORED_EXAMPLE), ...errors(400, 404) },
       },
     },
     async (request, reply) => {
@@ -120,8 +133,8 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "404: no such template or the revision is not in the kept history; 409: that revision is a delete marker or no longer passes the checks.",
         params: TemplateParams,
         headers: IfMatchHeaders,
-        body: RollbackBody,
-        response: { 200: TemplateWriteResponse("Rolled back: the new revision"), ...errors(400, 404, 409, 412) },
+        body: withExample(RollbackBody, ROLLBACK_EXAMPLE),
+        response: { 200: withExample(TemplateWriteResponse("Rolled back: the new revision"), ROLLBACK_RESPONSE_EXAMPLE), ...errors(400, 404, 409, 412) },
       },
     },
     async (request, reply) => {
@@ -141,7 +154,7 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ["Templates"],
         summary: "Edit history of one template (the KV history)",
         params: TemplateParams,
-        response: { 200: TemplateHistoryResponse, ...errors(400, 404) },
+        response: { 200: withExample(TemplateHistoryResponse, HISTORY_EXAMPLE), ...errors(400, 404) },
       },
     },
     async (request) => {
