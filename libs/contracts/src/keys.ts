@@ -84,3 +84,19 @@ export function languageCandidates(locale: string | null | undefined): string[] 
 export function msgidKey(msgid: string): string {
   return `m.${msgid}`;
 }
+
+/**
+ * Key in `wechat_msgids` for a Tencent SMS SerialNo (the `sid` of its status reports).
+ * A SerialNo holds `:`, which KV keys do not allow: it is encoded like a business id.
+ */
+export function smsSidKey(sid: string): string {
+  return `s.${encodeKeyToken(sid)}`;
+}
+
+/**
+ * Key in `wechat_msgids` under which the WeChat sender leaves a send's prepared SMS
+ * fallback job, so a later `failed:user block` receipt can publish it.
+ */
+export function fallbackJobKey(sendId: string): string {
+  return `f.${sendId}`;
+}

@@ -41,7 +41,7 @@ export const Subjects = {
   sent: "notification.sent",
   failed: "notification.failed",
   dead: "notification.dead",
-  /** A delivery receipt from WeChat said the user got the message. */
+  /** A delivery receipt (WeChat) or status report (SMS) said the user got the message. */
   delivered: "notification.delivered",
   /** A delivery receipt said the message did not reach the user (blocked or system failure). */
   undelivered: "notification.undelivered",
@@ -65,7 +65,11 @@ export const Buckets = {
   locks: "notification_locks",
   records: "notification_events",
   tokens: "wechat_tokens",
-  /** WeChat msgid → send_id (written by the sender, read by the receipt handler), and receipt de-duplication. */
+  /**
+   * Provider message ids → send_id, written by the senders and read by the gateway's
+   * delivery callbacks: WeChat msgids, Tencent SMS SerialNos, a WeChat send's prepared
+   * SMS fallback, and the de-duplication of pushes. (Named when only WeChat used it.)
+   */
   msgids: "wechat_msgids",
 } as const;
 
@@ -119,6 +123,8 @@ export const MsgIds = {
   failed: (sendId: string, attempts: number) => `failed.${sendId}.${attempts}`,
   /** `notification.dead`, per MAX_DELIVERIES advisory of SENDS sequence `seq`. */
   dead: (sendId: string, seq: number) => `dead.${sendId}.${seq}`,
+  /** `notification.delivered` / `.undelivered`: one per send (the first receipt that moved it). */
+  delivery: (sendId: string) => `receipt.${sendId}`,
   /** `notification.alert`: `ref` names what triggered it (a fact, a time window). */
   alert: (kind: string, channel: string, ref: string | number) => `alert.${kind}.${channel}.${ref}`,
 } as const;

@@ -4,7 +4,8 @@ import { maskPhone } from "./phone.js";
 /**
  * Statuses of a send record in `notification_events`. The KV history of a key is its
  * status history. `queued` and `retrying` are in flight; the rest are final, except that
- * WeChat's delivery receipt moves `success` on to `delivered`, `blocked` or `undelivered`.
+ * a delivery receipt (WeChat) or status report (SMS) moves `success` on to `delivered`,
+ * `blocked` or `undelivered`.
  */
 export const Status = {
   queued: "queued",
@@ -14,11 +15,11 @@ export const Status = {
   dead: "dead",
   skipped: "skipped",
   rejected: "rejected",
-  /** WeChat's delivery receipt (TEMPLATESENDJOBFINISH) after `success`: the user got it. */
+  /** After `success`: WeChat's receipt (TEMPLATESENDJOBFINISH) or Tencent's SMS report said the user got it. */
   delivered: "delivered",
   /** Receipt `failed:user block`: the user blocked the account's messages. */
   blocked: "blocked",
-  /** Receipt `failed: system failed`: WeChat could not deliver it. */
+  /** Receipt `failed: system failed`, or an SMS report FAIL: it did not reach the user. */
   undelivered: "undelivered",
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
@@ -110,7 +111,7 @@ export interface SendRecord {
   errors?: unknown[] | undefined;
   sent_at?: string | undefined;
   wechat_msgid?: string | undefined;
-  /** WeChat's delivery receipt: its Status text and CreateTime. */
+  /** The delivery receipt: WeChat's Status text (SMS: `report_status` and `errmsg`) and when it was delivered. */
   receipt_status?: string | undefined;
   receipt_at?: string | undefined;
   /** While `retrying`: when the next attempt is due (the nak delay or the end of a quota park). */
@@ -200,10 +201,13 @@ export interface DeliveryFact {
   order_id: string | null;
   ticket_id: string | null;
   status: "delivered" | "blocked" | "undelivered";
-  wechat_msgid: string;
-  /** WeChat's Status text, e.g. `failed:user block`. */
+  /** WeChat sends: the msgid the receipt named. */
+  wechat_msgid?: string;
+  /** SMS sends: the SerialNo (`sid`) the status report named. */
+  sms_serial_no?: string;
+  /** WeChat's Status text, e.g. `failed:user block`; SMS: `SUCCESS` or `FAIL: <errmsg>`. */
   receipt_status: string;
-  /** When WeChat created the receipt (its CreateTime). */
+  /** When WeChat created the receipt (its CreateTime); SMS: the user_receive_time. */
   receipt_at: string;
 }
 

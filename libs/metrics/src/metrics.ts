@@ -72,6 +72,19 @@ export function createMetrics(service: string, registry = new Registry()) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    smsSendsTotal: new Counter({
+      name: "sms_sends_total",
+      help: "Tencent Cloud SMS SendSms calls by result (success, retryable, permanent, quota) and code (Tencent's, or timeout / network / http_5xx; unknown codes as other)",
+      labelNames: ["result", "code"] as const,
+      registers: [registry],
+    }),
+    smsCallDuration: new Histogram({
+      name: "sms_call_duration_seconds",
+      help: "Tencent Cloud SMS SendSms call duration by result",
+      labelNames: ["result"] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     consumerPending: new Gauge({
       name: "notifications_consumer_pending",
       help: "Messages not yet delivered to a consumer (lag)",

@@ -6,3 +6,4 @@ export * from "./actor.js";
 export * from "./jobs.js";
 export * from "./dlq.js";
 export * from "./js-pipeline.js";
+export * from "./fallback.js";

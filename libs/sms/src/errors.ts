@@ -97,3 +97,12 @@ export function classifySmsCode(code: string): SmsErrorClass {
   if (QUOTA.has(code)) return SmsErrorClass.quota;
   return SmsErrorClass.retryable;
 }
+
+/** How the client names an HTTP exchange that never produced a Tencent code. */
+const TRANSPORT = new Set<string>(["timeout", "network", "http_5xx", "http_4xx", "bad_response", "closed"]);
+const KNOWN = new Set<string>([...Object.values(SmsCode), ...PERMANENT, ...QUOTA, ...TRANSPORT]);
+
+/** A code as a metric label: the known ones as they are, anything else `other` (bounded cardinality). */
+export function smsCodeLabel(code: string): string {
+  return KNOWN.has(code) || /^(InternalError|RequestLimitExceeded|AuthFailure)(\.[A-Za-z]+)?$/.test(code) ? code : "other";
+}

@@ -23,6 +23,7 @@ import orderRoutes from "./routes/orders.js";
 import previewRoutes from "./routes/preview.js";
 import sendRoutes from "./routes/sends.js";
 import templateRoutes from "./routes/templates.js";
+import smsReportRoutes, { type SmsReportOptions } from "./routes/sms-report.js";
 import wechatCallbackRoutes, { type WeChatCallbackOptions } from "./routes/wechat-callback.js";
 
 export interface AppDeps {
@@ -31,6 +32,8 @@ export interface AppDeps {
   topology: { jsm: JetStreamManager; buckets: { templates: KV; records: KV; msgids?: KV } };
   /** WeChat's server URL settings: with them, /wechat/callback takes delivery receipts. */
   receipts?: Omit<WeChatCallbackOptions, "msgids" | "records">;
+  /** Tencent SMS status reports: with a token, POST /sms/status-report?token= takes them. */
+  smsReports?: Omit<SmsReportOptions, "msgids" | "records">;
   settings: GatewaySettings;
   /** pino logger (redacts authorization headers); silent when absent. */
   log?: Logger;
@@ -86,6 +89,11 @@ export function buildApp(deps: AppDeps): GatewayApp {
     const msgids = deps.topology.buckets.msgids;
     if (!msgids) throw new Error("receipts need the wechat_msgids bucket (topology.buckets.msgids)");
     void app.register(wechatCallbackRoutes, { ...deps.receipts, msgids, records: deps.topology.buckets.records });
+  }
+  if (deps.smsReports) {
+    const msgids = deps.topology.buckets.msgids;
+    if (!msgids) throw new Error("SMS status reports need the wechat_msgids bucket (topology.buckets.msgids)");
+    void app.register(smsReportRoutes, { ...deps.smsReports, msgids, records: deps.topology.buckets.records });
   }
   return app;
 }

@@ -27,6 +27,14 @@ export const GatewayConfigSchema = Type.Object({
     default: 300,
     description: "Replay window of /wechat/callback: a push whose signed timestamp is further than this from now is refused (401)",
   }),
+  TENCENT_SMS_CALLBACK_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 16,
+      maxLength: 128,
+      pattern: "^[A-Za-z0-9_-]+$",
+      description: "Shared secret of the SMS status-report callback URL (…/sms/status-report?token=<it>): enables the route; Tencent signs nothing",
+    }),
+  ),
   GATEWAY_RATE_LIMIT: Type.Integer({
     minimum: 1,
     default: 100_000,
@@ -58,6 +66,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
 export function receiptSettings(config: GatewayConfig): { token: string; appId: string; maxAgeSec: number; encodingAesKey?: string } | undefined {
   if (!config.WECHAT_CALLBACK_TOKEN) return undefined;
   return { token: config.WECHAT_CALLBACK_TOKEN, appId: config.WECHAT_APP_ID, maxAgeSec: config.WECHAT_CALLBACK_MAX_AGE_SEC, ...(config.WECHAT_ENCODING_AES_KEY ? { encodingAesKey: config.WECHAT_ENCODING_AES_KEY } : {}) };
+}
+
+/** /sms/status-report settings, or undefined (the route is not mounted: 404) when no token is configured. */
+export function smsReportSettings(config: GatewayConfig): { token: string } | undefined {
+  return config.TENCENT_SMS_CALLBACK_TOKEN ? { token: config.TENCENT_SMS_CALLBACK_TOKEN } : undefined;
 }
 
 export function gatewaySettings(config: GatewayConfig): GatewaySettings {

@@ -1,6 +1,6 @@
 import { runService } from "@notify/runtime";
 import { buildApp } from "./app.js";
-import { gatewaySettings, loadGatewayConfig, receiptSettings } from "./config.js";
+import { gatewaySettings, loadGatewayConfig, receiptSettings, smsReportSettings } from "./config.js";
 import { closeSendLog, openSendLog } from "./sendlog.js";
 import type { SendLogDb } from "./services/send-search.js";
 
@@ -9,7 +9,7 @@ await runService({
   name: "gateway",
   loadConfig: loadGatewayConfig,
   // A PostgreSQL URL may carry its password.
-  redact: ["config.DATABASE_URL", "*.DATABASE_URL"],
+  redact: ["config.DATABASE_URL", "*.DATABASE_URL", "config.TENCENT_SMS_CALLBACK_TOKEN", "*.TENCENT_SMS_CALLBACK_TOKEN"],
   start: async ({ config, nc, log, metrics, topology }) => {
     if (config.GATEWAY_AUTH === "off") log.warn("GATEWAY_AUTH=off: /notifications/* is open to anyone who can reach this port (local use only)");
     // Opened in the background once the gateway listens: the embedded PGlite takes seconds
@@ -17,7 +17,8 @@ await runService({
     let opened!: (s: Promise<SendLogDb | null>) => void;
     const sendlog = new Promise<SendLogDb | null>((resolve) => (opened = resolve));
     const receipts = receiptSettings(config);
-    const app = buildApp({ nc, topology, settings: gatewaySettings(config), log, metrics, sendlog, ...(receipts ? { receipts } : {}) });
+    const smsReports = smsReportSettings(config);
+    const app = buildApp({ nc, topology, settings: gatewaySettings(config), log, metrics, sendlog, ...(receipts ? { receipts } : {}), ...(smsReports ? { smsReports } : {}) });
     await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.GATEWAY_PORT;

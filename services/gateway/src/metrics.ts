@@ -28,6 +28,12 @@ export function createGatewayMetrics(registry: Registry) {
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
+    smsReports: new Counter({
+      name: "gateway_sms_reports_total",
+      help: "Tencent Cloud SMS status reports by report_status (SUCCESS, FAIL; none when refused) and outcome: delivered, undelivered, duplicate, unknown_sid, stale, not_ready, refused (bad token)",
+      labelNames: ["report_status", "outcome"] as const,
+      registers: [registry],
+    }),
     dlqActions: new Counter({
       name: "gateway_dlq_actions_total",
       help: "Operator DLQ actions (replay, discard) by channel",

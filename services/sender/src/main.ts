@@ -1,5 +1,5 @@
 import { runService } from "@notify/runtime";
-import { createSmsChannel } from "./channels/sms.js";
+import { createSmsChannel, smsMetrics } from "./channels/sms.js";
 import { createWeChatChannel } from "./channels/wechat.js";
 import { forceRefreshBudget, loadSenderConfig, retryPolicy, senderAckWaitMs } from "./config.js";
 import { startSender } from "./service.js";
@@ -32,6 +32,8 @@ await runService({
               timeoutMs: c.TENCENT_SMS_TIMEOUT_MS,
               log,
               connections: c.SENDER_CONCURRENCY,
+              msgids: buckets.msgids,
+              onResult: smsMetrics(metrics),
             })
           : createWeChatChannel({ apiBase: c.WECHAT_API_BASE, appId: c.WECHAT_APP_ID, appSecret: c.WECHAT_APP_SECRET, timeoutMs: c.WECHAT_TIMEOUT_MS, tokens: buckets.tokens, msgids: buckets.msgids, log, metrics, connections: c.SENDER_CONCURRENCY, forceRefresh: forceRefreshBudget(c) }),
       concurrency: c.SENDER_CONCURRENCY,

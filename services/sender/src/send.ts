@@ -17,11 +17,11 @@ import {
   type SendRecord,
   type SentFact,
 } from "@notify/contracts";
-import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishToDlq, type Decision, type JsPublisher, type StoredRecord } from "@notify/nats";
+import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishFallback, publishToDlq, type Decision, type JsPublisher, type StoredRecord } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
-import { RECIPIENT_FAILURE_CODES, publishFallback } from "./fallback.js";
+import { RECIPIENT_FAILURE_CODES } from "./fallback.js";
 
 
 export interface SenderDeps {

@@ -4,6 +4,7 @@ import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, type RefreshBudgetLimits } from "@notify/wechat";
 import type { Channel } from "./channel.js";
+import { rememberSend } from "./provider-ids.js";
 
 export interface WeChatChannelOptions {
   apiBase: string;
@@ -40,8 +41,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
     async send(job) {
       const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
       if (r.kind === "success") {
-        // The message is sent whatever this meets: a lost mapping only makes its receipt "unknown".
-        await o.msgids?.put(msgidKey(r.msgid), job.send_id).catch((err: unknown) => o.log.warn({ err, send_id: job.send_id }, "msgid → send_id not stored: its delivery receipt will be unknown"));
+        await rememberSend(o.msgids, msgidKey(r.msgid), job, o.log);
         return { kind: "success", providerMsgId: r.msgid, code: r.code };
       }
       return {
