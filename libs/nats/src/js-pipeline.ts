@@ -65,8 +65,9 @@ const SUPPORTED = new Set(["msgID", "headers", "expect"]);
  * which builds a request object, a timer and an Error per successful request
  * (@nats-io/nats-core request.js: RequestOne.cancel); here a request costs one map
  * entry, and one interval timer fires the time-outs (`Deadlines`, the shared time-out
- * helper). Used on the hot paths;
- * `publish()` is call-compatible with `JetStreamClient.publish`.
+ * helper). Used on the hot paths; `publish()` is call-compatible with
+ * `JetStreamClient.publish`. It relies on nats-core internals, which is why every
+ * `@nats-io/*` version is pinned exactly (root package.json, README "Dependencies").
  */
 export class JsPipeline implements JsPublisher {
   private readonly prefix: string;
