@@ -109,6 +109,8 @@ function localApiKey() {
 
 // SMS is on when CHANNELS names it (the dispatcher reads the same variable).
 const smsOn = (env.CHANNELS ?? "wechat").split(",").map((c) => c.trim()).includes("sms");
+// With SMS on, the gateway takes status reports on a URL with a per-run secret (Tencent signs nothing).
+const smsCallbackToken = smsOn ? (env.TENCENT_SMS_CALLBACK_TOKEN ?? randomBytes(18).toString("base64url")) : null;
 
 /** Seeded only with SMS on: the expired-ticket notice as a Tencent template with two params. */
 const SMS_EXAMPLE_TEMPLATES = [
@@ -127,7 +129,7 @@ const SMS_EXAMPLE_TEMPLATES = [
  * The SMS sender (SENDER_CHANNEL=sms) and, unless real Tencent credentials point elsewhere,
  * the SMS simulator with the sender's credentials.
  */
-async function startSms(common) {
+async function startSms(common, reportUrl) {
   const real = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
   let smsEnv = {};
   let simulator = null;
@@ -135,7 +137,7 @@ async function startSms(common) {
     say(`SMS: Tencent Cloud SMS at ${env.TENCENT_SMS_ENDPOINT}`);
   } else {
     const creds = { TENCENT_SECRET_ID: "AKIDlocalsmssimulator", TENCENT_SECRET_KEY: "local-sms-simulator-key", TENCENT_SMS_SDK_APP_ID: "1400000000" };
-    run("sms-sim", ["tools/sms-simulator/dist/main.js"], { ...creds, SMS_SIM_PORT: String(ports.smsSimulator), SMS_SIM_HOST: "127.0.0.1" });
+    run("sms-sim", ["tools/sms-simulator/dist/main.js"], { ...creds, SMS_SIM_PORT: String(ports.smsSimulator), SMS_SIM_HOST: "127.0.0.1", SMS_SIM_REPORT_URL: reportUrl });
     simulator = `http://127.0.0.1:${ports.smsSimulator}`;
     await waitHttp(`${simulator}/_sim/health`, "SMS simulator");
     smsEnv = { ...creds, TENCENT_SMS_SIGN_NAME: env.TENCENT_SMS_SIGN_NAME ?? "LocalTravel", TENCENT_SMS_ENDPOINT: simulator };
@@ -227,12 +229,12 @@ async function main() {
   const key = localApiKey();
   const common = { NATS_URL: natsUrl, LOG_LEVEL: env.LOG_LEVEL ?? "info", ...wechatEnv };
   const sendlog = await startSendlog(common);
-  run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key, SENDLOG_PGLITE_DIR: env.SENDLOG_PGLITE_DIR ?? path.join(dataDir, "sendlog") });
+  run("gateway", ["services/gateway/dist/main.js"], { ...common, GATEWAY_HOST: env.GATEWAY_HOST ?? "127.0.0.1", GATEWAY_PORT: String(ports.gateway), GATEWAY_API_KEYS: key, SENDLOG_PGLITE_DIR: env.SENDLOG_PGLITE_DIR ?? path.join(dataDir, "sendlog"), ...(smsCallbackToken ? { TENCENT_SMS_CALLBACK_TOKEN: smsCallbackToken } : {}) });
   run("dispatcher", ["services/dispatcher/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics), METRICS_HOST: "127.0.0.1" });
   run("sender-1", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 1), METRICS_HOST: "127.0.0.1" });
   run("sender-2", ["services/sender/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 2), METRICS_HOST: "127.0.0.1" });
   run("dlq-monitor", ["services/dlq-monitor/dist/main.js"], { ...common, METRICS_PORT: String(ports.metrics + 3), METRICS_HOST: "127.0.0.1" });
-  const sms = smsOn ? await startSms(common) : null;
+  const sms = smsOn ? await startSms(common, `http://127.0.0.1:${ports.gateway}/sms/status-report?token=${smsCallbackToken}`) : null;
 
   const base = `http://127.0.0.1:${ports.gateway}`;
   await waitHttp(`${base}/readyz`, "gateway");
