@@ -51,6 +51,7 @@ t.test("pipeline - event → message → receipt → delivered, notification.del
       const posted = await fetch(`${gateway}/notifications/events`, { method: "POST", headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" }, body: JSON.stringify(e) });
       t.equal(posted.status, 202, "the gateway takes the event");
       const sendId = stack.sendId(e);
+      t.same(((await posted.json()) as { sends: { send_id: string }[] }).sends.map((s) => s.send_id), [sendId], "and names the send followed here");
 
       const rec = await stack.waitStatus(e, c.status);
       t.equal(rec.receipt_status, c.outcome);

@@ -45,3 +45,8 @@ export const SendlogEnv = {
   ),
   SENDLOG_PGLITE_DIR: Type.String({ default: "data/sendlog", description: "PGlite's data directory when DATABASE_URL is unset" }),
 };
+
+/** Channels this deployment sends on (dispatcher: what it renders; gateway: the send_ids an accepted event announces). */
+export const ChannelsEnv = {
+  CHANNELS: CsvList({ default: ["wechat"], description: "Comma-separated channels this deployment sends on; SMS stays off unless listed" }),
+};

@@ -1,5 +1,5 @@
 import { Type, type Static } from "typebox";
-import { CsvList, LogEnv, MetricsEnv, NatsEnv, loadConfig } from "@notify/config";
+import { ChannelsEnv, LogEnv, MetricsEnv, NatsEnv, loadConfig } from "@notify/config";
 
 export const DispatcherConfigSchema = Type.Object({
   ...NatsEnv,
@@ -7,8 +7,7 @@ export const DispatcherConfigSchema = Type.Object({
   ...MetricsEnv,
   /** Events handled at once by one dispatcher process. */
   DISPATCHER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 4096, default: 256 }),
-  /** Channels this deployment sends on; SMS stays off unless listed here. */
-  CHANNELS: CsvList({ default: ["wechat"] }),
+  ...ChannelsEnv,
   /** How long an idempotency claim lives (the notification_locks bucket TTL). */
   LOCK_TTL_MS: Type.Integer({ minimum: 0, default: 30 * 24 * 3600 * 1000 }),
 });

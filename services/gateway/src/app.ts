@@ -84,7 +84,7 @@ export function buildApp(deps: AppDeps): GatewayApp {
   void app.register(sendRoutes);
   void app.register(orderRoutes);
   void app.register(dlqRoutes);
-  void app.register(eventRoutes);
+  void app.register(eventRoutes, { channels: deps.settings.channels ?? ["wechat"] });
   if (deps.receipts) {
     const msgids = deps.topology.buckets.msgids;
     if (!msgids) throw new Error("receipts need the wechat_msgids bucket (topology.buckets.msgids)");

@@ -1,11 +1,12 @@
 import { Type, type Static } from "typebox";
-import { ConfigError, CsvList, LogEnv, NatsEnv, Port, SendlogEnv, loadConfig } from "@notify/config";
+import { ChannelsEnv, ConfigError, CsvList, LogEnv, NatsEnv, Port, SendlogEnv, loadConfig } from "@notify/config";
 
 /** Every setting of the gateway, read from the environment (the README's operator contract). */
 export const GatewayConfigSchema = Type.Object({
   ...NatsEnv,
   ...LogEnv,
   ...SendlogEnv,
+  ...ChannelsEnv,
   SENDLOG: Type.Enum(["on", "off"], {
     default: "on",
     description: "The SQL send log behind GET /notifications/sends, /orders, /sends/stats: DATABASE_URL (filled by the projector service), else an embedded PGlite this gateway fills itself; off = those routes answer 503",
@@ -48,6 +49,8 @@ export interface GatewaySettings {
   apiKeys: readonly string[];
   auth: "on" | "off";
   rateLimitPerMinute: number;
+  /** CHANNELS (as the dispatcher's): an accepted event announces one send_id per channel. Default ["wechat"]. */
+  channels?: readonly string[];
 }
 
 /** Reads and validates the environment; refuses to start with no keys unless auth is off. */
@@ -74,5 +77,5 @@ export function smsReportSettings(config: GatewayConfig): { token: string } | un
 }
 
 export function gatewaySettings(config: GatewayConfig): GatewaySettings {
-  return { apiKeys: config.GATEWAY_API_KEYS, auth: config.GATEWAY_AUTH, rateLimitPerMinute: config.GATEWAY_RATE_LIMIT };
+  return { apiKeys: config.GATEWAY_API_KEYS, auth: config.GATEWAY_AUTH, rateLimitPerMinute: config.GATEWAY_RATE_LIMIT, channels: config.CHANNELS };
 }

@@ -1,5 +1,5 @@
 import t from "tap";
-import { HeaderNames, MAX_ENVELOPE_BYTES, Streams, decodeJson } from "@notify/contracts";
+import { HeaderNames, MAX_ENVELOPE_BYTES, Streams, decodeJson, sendIdFor } from "@notify/contracts";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
@@ -22,7 +22,8 @@ t.test("gateway - POST /notifications/events publishes on events.<event> with Na
   const res = await app.inject({ method: "POST", url: "/notifications/events", headers: { ...AUTH, traceparent: callerTrace }, payload: env });
   t.equal(res.statusCode, 202);
   const body = res.json();
-  t.same(body, { id: env.id, subject: "events.order.paid", seq: body.seq, duplicate: false });
+  const sendId = sendIdFor({ event: env.event, order_id: env.order_id, ticket_id: env.ticket_id, channel: "wechat" });
+  t.same(body, { id: env.id, subject: "events.order.paid", seq: body.seq, duplicate: false, sends: [{ channel: "wechat", send_id: sendId, href: `/notifications/sends/${sendId}` }] }, "names the send to follow");
 
   const m = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: body.seq });
   t.equal(m!.subject, "events.order.paid");
@@ -36,6 +37,7 @@ t.test("gateway - POST /notifications/events publishes on events.<event> with Na
   t.equal(again.statusCode, 202);
   t.equal(again.json().duplicate, true, "a re-post within the duplicate window is stored once");
   t.equal(again.json().seq, body.seq);
+  t.same(again.json().sends, body.sends, "a duplicate points at the same send");
 
   const fresh = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: envelope({ event: "ticket.redeemed", ticket_id: "T-9" }) });
   t.equal(fresh.json().subject, "events.ticket.redeemed");
@@ -72,4 +74,18 @@ t.test("gateway - POST /notifications/events rejects invalid envelopes (400 with
   const before = info.state.messages;
   await post(envelope({ event: "nope" }));
   t.equal((await nats.topology.jsm.streams.info(Streams.events)).state.messages, before, "nothing invalid reaches the bus");
+});
+
+t.test("gateway - an accepted event names one send_id per channel of the deployment (CHANNELS)", async (t) => {
+  const app = await appFor(t, nats, { settings: { channels: ["wechat", "sms"] } });
+  const env = envelope({ event: "ticket.redeemed", ticket_id: "T-77" });
+  const res = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: env });
+  t.equal(res.statusCode, 202);
+  const sends = res.json().sends as { channel: string; send_id: string; href: string }[];
+  t.same(sends.map((s) => s.channel), ["wechat", "sms"]);
+  for (const s of sends) {
+    t.equal(s.send_id, sendIdFor({ event: env.event, order_id: env.order_id, ticket_id: "T-77", channel: s.channel }), `${s.channel}: the send_id of the business key`);
+    const follow = await app.inject({ method: "GET", url: s.href, headers: AUTH });
+    t.equal(follow.statusCode, 404, "the href is the record's route (404 until the dispatcher records it)");
+  }
 });

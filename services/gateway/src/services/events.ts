@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { HeaderNames, Subjects, childTrace, encodeJson, type EventEnvelope } from "@notify/contracts";
+import { HeaderNames, Subjects, childTrace, encodeJson, sendIdFor, type EventEnvelope } from "@notify/contracts";
 
 export interface PublishedEvent {
   id: string;
@@ -21,4 +21,24 @@ export async function publishEvent(js: JetStreamClient, envelope: EventEnvelope,
   const subject = Subjects.event(envelope.event);
   const ack = await js.publish(subject, encodeJson(envelope), { msgID: envelope.id, headers: h });
   return { id: envelope.id, subject, seq: ack.seq, duplicate: ack.duplicate, traceparent: trace.traceparent };
+}
+
+/** A send an accepted event leads to: where its record will be. */
+export interface AnnouncedSend {
+  channel: string;
+  send_id: string;
+  href: string;
+}
+
+/**
+ * The sends to follow: one per channel this deployment sends on. A send_id is derived
+ * from the business key (`sendIdFor`), so it is known before the dispatcher runs; its
+ * record appears once the event is dispatched (queued, or skipped/failed with a reason),
+ * and a duplicate event points at the send its business key already has.
+ */
+export function announcedSends(envelope: EventEnvelope, channels: readonly string[]): AnnouncedSend[] {
+  return channels.map((channel) => {
+    const send_id = sendIdFor({ event: envelope.event, order_id: envelope.order_id, ticket_id: envelope.ticket_id, channel });
+    return { channel, send_id, href: `/notifications/sends/${send_id}` };
+  });
 }
