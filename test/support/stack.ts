@@ -5,7 +5,7 @@ import { RecordStore, ensureTopology, type Topology, type TopologyOptions } from
 import { Subjects, encodeJson, sendIdFor, templateKey, type EventEnvelope, type SendRecord, type Status, type Template } from "@notify/contracts";
 import { createLogger, type Logger } from "@notify/log";
 import { createMetrics, type Metrics } from "@notify/metrics";
-import { startSimulator, type Simulator } from "@notify/wechat-simulator";
+import { startSimulator, type Simulator, type SimulatorOptions } from "@notify/wechat-simulator";
 import { startDispatcher, type DispatcherService } from "@notify/dispatcher";
 import { startSender, createWeChatChannel, type SenderService } from "@notify/sender";
 import { waitFor } from "./wait.js";
@@ -24,6 +24,8 @@ export interface StackOptions {
   /** Shared server to reuse (a test file may run several stacks against one server). */
   server?: NatsServer;
   log?: Logger;
+  /** Options of the stack's WeChat simulator (e.g. an injected clock). */
+  simulator?: SimulatorOptions;
 }
 
 /** A real nats-server, the topology, a WeChat simulator, a dispatcher and senders in-process. */
@@ -49,7 +51,7 @@ export class Stack {
     const nc = await connect({ servers: server.url, noAsyncTraces: true });
     const topoOpts: TopologyOptions = {};
     const topo = await ensureTopology(nc, topoOpts);
-    const sim = await startSimulator();
+    const sim = await startSimulator(opts.simulator);
     const log = opts.log ?? createLogger({ name: "stack", level: process.env.TEST_LOG_LEVEL ?? "silent" });
     const s = new Stack(server, nc, jetstream(nc), await jetstreamManager(nc), topo, new RecordStore(topo.buckets.records), sim, log, !opts.server, opts);
     if (opts.dispatcher !== false) {

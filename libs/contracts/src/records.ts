@@ -213,7 +213,8 @@ export interface DeliveryFact {
 
 /** Published on `notification.alert`. */
 export interface AlertFact {
-  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded" | "token_refresh_budget";
+  /** `quota_usage`: today's provider quota is used past the alert share (e.g. 80 %) — before 45009 parks sends. */
+  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded" | "quota_usage" | "token_refresh_budget";
   channel: string;
   message: string;
   value: number;

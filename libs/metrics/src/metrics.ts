@@ -133,6 +133,30 @@ export function createMetrics(service: string, registry = new Registry()) {
       labelNames: ["stream"] as const,
       registers: [registry],
     }),
+    quotaUsed: new Gauge({
+      name: "provider_quota_used",
+      help: "Provider calls used today (WeChat template/send, from quota/get), per account",
+      labelNames: ["channel", "account"] as const,
+      registers: [registry],
+    }),
+    quotaLimit: new Gauge({
+      name: "provider_quota_daily_limit",
+      help: "Provider daily quota (WeChat template/send), per account",
+      labelNames: ["channel", "account"] as const,
+      registers: [registry],
+    }),
+    quotaUsage: new Gauge({
+      name: "provider_quota_usage_ratio",
+      help: "used / daily limit of the provider quota, per account (alert at QUOTA_ALERT_SHARE)",
+      labelNames: ["channel", "account"] as const,
+      registers: [registry],
+    }),
+    quotaParked: new Counter({
+      name: "notifications_quota_parked_total",
+      help: "Jobs parked until the provider's daily quota resets, by whether a provider call was made (called) or the known-spent quota held it (held)",
+      labelNames: ["channel", "how"] as const,
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: "notifications_in_flight",
       help: "Messages being processed by this process",

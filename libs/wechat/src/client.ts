@@ -10,7 +10,7 @@ import { ErrcodeClass, classifyErrcode } from "./errcodes.js";
 import { TokenUnavailableError } from "./errors.js";
 import { WeChatHttp, type CallCode, type OnCall } from "./http.js";
 import { KvTokenBackend } from "./kv-token-backend.js";
-import { DEFAULT_REFRESH_BUDGET, KvRefreshBudget, MemoryRefreshBudget, RefreshBudgetSpentError, type RefreshBudgetLimits } from "./refresh-budget.js";
+import { DEFAULT_REFRESH_BUDGET, KvRefreshBudget, MemoryRefreshBudget, RefreshBudgetSpentError, msUntilWeChatDay, type RefreshBudgetLimits } from "./refresh-budget.js";
 import { StableTokenFetcher } from "./stable-token.js";
 
 /** The real API; point it at the simulator locally. */
@@ -32,9 +32,16 @@ export type SendResult =
       code: string;
       error: string;
       durationMs: number;
-      /** Do not try again before this long (the forced-refresh budget said when). */
+      /** Do not try again before this long (the forced-refresh budget, or the daily quota's reset at midnight Beijing time). */
       retryAfterMs?: number;
     };
+
+/** `cgi-bin/openapi/quota/get` for one API: today's limit and use (WeChat's day, Beijing time). */
+export interface QuotaView {
+  daily_limit: number;
+  used: number;
+  remain: number;
+}
 
 /**
  * The code of a send that needed a forced token refresh the budget refused: `retryable`
@@ -101,6 +108,7 @@ export class WeChatClient {
   private readonly tokens: AccessTokens;
   private readonly log: Logger | undefined;
   private readonly onCall: OnCall | undefined;
+  private readonly now: () => number;
   private closing: Promise<void> | null = null;
 
   constructor(private readonly o: WeChatClientOptions) {
@@ -112,6 +120,7 @@ export class WeChatClient {
     const replicaId = o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     const limits = { ...DEFAULT_REFRESH_BUDGET, ...o.forceRefresh };
     const now = o.now ?? Date.now;
+    this.now = now;
     const budget = o.tokenBucket ? new KvRefreshBudget(o.tokenBucket, o.appId, limits, now) : new MemoryRefreshBudget(limits, now);
     const fetcher = new StableTokenFetcher(this.http, o.appId, o.appSecret, this.log, o.onCall, budget);
     const refreshMarginMs = o.refreshMarginMs ?? 5 * 60_000;
@@ -155,7 +164,24 @@ export class WeChatClient {
     const kind: SendFailureKind = a.cls === ErrcodeClass.token ? "retryable" : a.cls;
     const error = this.scrub(a.error, token);
     this.log?.debug({ client_msg_id: payload.client_msg_id, kind, code: a.code, durationMs }, "template message not sent");
-    return { kind, errcode: a.errcode, ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}), code: a.code, error, durationMs };
+    // The daily quota (45009) comes back at midnight Beijing time, not before: say so.
+    const retryAfterMs = kind === "quota" ? msUntilWeChatDay(this.now()) : undefined;
+    return { kind, errcode: a.errcode, ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}), code: a.code, error, durationMs, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  }
+
+  /**
+   * Today's quota of one API (default template/send) from `cgi-bin/openapi/quota/get`.
+   * Throws when WeChat or the token does not answer with one.
+   */
+  async quota(cgiPath: string = SEND_PATH): Promise<QuotaView> {
+    const token = await this.tokens.get();
+    const r = await this.http.call("POST", `/cgi-bin/openapi/quota/get?access_token=${encodeURIComponent(token)}`, JSON.stringify({ cgi_path: cgiPath }));
+    if (!r.ok) throw new Error(this.scrub(`quota/get failed: ${r.error}`, token));
+    const q = r.body.quota as Partial<QuotaView> | undefined;
+    if (r.body.errcode !== 0 || !q || typeof q.daily_limit !== "number" || typeof q.used !== "number") {
+      throw new Error(this.scrub(`quota/get refused: errcode ${String(r.body.errcode)} ${String(r.body.errmsg ?? "")}`.trim(), token));
+    }
+    return { daily_limit: q.daily_limit, used: q.used, remain: typeof q.remain === "number" ? q.remain : Math.max(0, q.daily_limit - q.used) };
   }
 
   private async post(token: string, body: string): Promise<Attempt> {

@@ -36,6 +36,11 @@ export function wechatDay(now: number): string {
   return new Date(now + BEIJING_OFFSET_MS).toISOString().slice(0, 10);
 }
 
+/** Ms from `now` to the start of WeChat's next day (midnight Beijing time), when daily quotas reset. */
+export function msUntilWeChatDay(now: number): number {
+  return Math.floor((now + BEIJING_OFFSET_MS) / DAY_MS + 1) * DAY_MS - BEIJING_OFFSET_MS - now;
+}
+
 /** Pure: may a forced refresh happen now, and the state after it. */
 export function decide(state: BudgetState | null, now: number, limits: RefreshBudgetLimits): { decision: BudgetDecision; next?: BudgetState } {
   const day = wechatDay(now);
@@ -43,8 +48,7 @@ export function decide(state: BudgetState | null, now: number, limits: RefreshBu
   if (sinceLast < limits.minIntervalMs) return { decision: { ok: false, reason: "interval", retryAfterMs: limits.minIntervalMs - sinceLast } };
   const count = state && state.day === day ? state.count : 0;
   if (count >= limits.dailyCap) {
-    const nextDay = Math.floor((now + BEIJING_OFFSET_MS) / DAY_MS + 1) * DAY_MS - BEIJING_OFFSET_MS;
-    return { decision: { ok: false, reason: "daily_cap", retryAfterMs: nextDay - now } };
+    return { decision: { ok: false, reason: "daily_cap", retryAfterMs: msUntilWeChatDay(now) } };
   }
   return { decision: { ok: true }, next: { day, count: count + 1, last_at: now } };
 }

@@ -38,8 +38,14 @@ export const SenderConfigSchema = Type.Object({
    */
   WECHAT_FORCE_REFRESH_INTERVAL_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
   WECHAT_FORCE_REFRESH_DAILY_CAP: Type.Integer({ minimum: 0, maximum: 19, default: 15 }),
-  /** How long a job waits after WeChat's daily quota (45009) is exhausted. */
+  /** How long a job waits after a provider quota refusal that names no reset time (SMS limits); WeChat's 45009 waits for midnight Beijing time. */
   QUOTA_PARK_MS: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
+  /** Parked jobs wake spread over this long after the quota resets (no burst at midnight). */
+  QUOTA_RESUME_SPREAD_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000 }),
+  /** One replica (a KV lease) reads WeChat's quota/get this often; 0 = off. */
+  QUOTA_POLL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000 }),
+  /** Alert (`quota_usage`) once today's used / limit reaches this share. */
+  QUOTA_ALERT_SHARE: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.8 }),
 });
 export type SenderConfig = Static<typeof SenderConfigSchema>;
 

@@ -4,3 +4,4 @@ export * from "./config.js";
 export * from "./send.js";
 export * from "./service.js";
 export * from "./channels/sms.js";
+export * from "./quota-governor.js";

@@ -39,6 +39,8 @@ await runService({
       concurrency: c.SENDER_CONCURRENCY,
       retry: retryPolicy(c),
       quotaParkMs: c.QUOTA_PARK_MS,
+      quotaResumeSpreadMs: c.QUOTA_RESUME_SPREAD_MS,
+      quotaPoll: c.QUOTA_POLL_MS > 0 ? { intervalMs: c.QUOTA_POLL_MS, alertShare: c.QUOTA_ALERT_SHARE } : false,
     });
     return { ...service, readyFields: c.SENDER_CHANNEL === "sms" ? { sms: c.TENCENT_SMS_ENDPOINT } : { wechat: c.WECHAT_API_BASE } };
   },

@@ -36,8 +36,15 @@ export interface SenderDeps {
   retry: BackoffPolicy;
   /** Jitter source (tests). */
   random?: () => number;
-  /** How long a job waits after the provider's daily quota is exhausted (45009). */
+  /**
+   * How long a job waits after a provider quota refusal that does not say when it resets
+   * (SMS frequency limits). WeChat's 45009 says: midnight Beijing time (`retryAfterMs`).
+   */
   quotaParkMs: number;
+  /** Parked jobs wake spread over this long after the reset, not all in one instant (default 60 s). */
+  quotaResumeSpreadMs?: number;
+  /** Epoch ms now (tests cross WeChat's midnight with it). */
+  now?: () => number;
   /** Raises the quota / token-refresh-budget alert (`createProviderAlert` from the alerting unit). */
   onAlert?: ProviderAlert;
 }
@@ -49,6 +56,12 @@ export interface SenderDeps {
 export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Decision> {
   const { records, channel, metrics } = deps;
   const ch = channel.name;
+  const clock = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const spreadMs = deps.quotaResumeSpreadMs ?? 60_000;
+  // Once the provider said the day's quota is spent, jobs before its reset are parked
+  // without a call: another call would only earn another 45009 and count an attempt.
+  let quotaSpentUntil = 0;
 
   return async (msg) => {
     const job = decodeJob(msg.data);
@@ -66,7 +79,8 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       return (child = deps.log.child({ send_id: job.send_id, attempts, ...(trace ? { trace_id: trace.traceId } : {}) }));
     };
 
-    if (notBefore > Date.now()) return Decisions.nak(notBefore - Date.now());
+    const nowMs = clock();
+    if (notBefore > nowMs) return Decisions.nak(notBefore - nowMs);
 
     // First delivery of a fresh job: trust the revision the dispatcher recorded (no KV read).
     // Any redelivery reads the record: success there means we crashed after sending.
@@ -89,8 +103,22 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       expected = cur ?? undefined;
     }
 
+    if (quotaSpentUntil > nowMs) {
+      // No call, so no attempt: the copy carries the attempts made before this delivery.
+      const made = attempts - 1;
+      const wakeAt = quotaSpentUntil + Math.floor(random() * spreadMs);
+      await records.write(
+        job.send_id,
+        (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts: made, next_attempt_at: new Date(wakeAt).toISOString(), updated_at: new Date(nowMs).toISOString() }),
+        expected ? { expected } : {},
+      );
+      await park(deps, job, made, wakeAt, h?.get(HeaderNames.traceparent));
+      metrics.quotaParked.inc({ channel: ch, how: "held" });
+      return Decisions.ack(true);
+    }
+
     const outcome = await channel.send(job);
-    const now = new Date();
+    const now = new Date(clock());
 
     if (outcome.kind === "success") {
       const at = now.toISOString();
@@ -143,8 +171,10 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     // this sender (the last delivery: the DLQ monitor takes the job, so no delay either).
     const last = delivery >= SENDER_MAX_DELIVER;
     // A provider's "not before" (the token refresh budget) stretches the back-off, within RETRY_MAX_MS.
+    // A quota waits for its reset when the provider says when (WeChat: midnight Beijing time),
+    // spread so the parked backlog does not wake in one burst; else QUOTA_PARK_MS.
     const waitMs =
-      outcome.kind === "quota" ? deps.quotaParkMs
+      outcome.kind === "quota" ? (outcome.retryAfterMs !== undefined ? outcome.retryAfterMs + Math.floor(random() * spreadMs) : deps.quotaParkMs)
       : last ? 0
       : Math.max(backoffDelay(attempts, deps.retry, deps.random), Math.min(outcome.retryAfterMs ?? 0, deps.retry.maxMs));
     const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
@@ -157,7 +187,9 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     if (outcome.kind === "quota") {
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
+      if (outcome.retryAfterMs !== undefined) quotaSpentUntil = Math.max(quotaSpentUntil, now.getTime() + outcome.retryAfterMs);
       await park(deps, job, attempts, now.getTime() + waitMs, h?.get(HeaderNames.traceparent));
+      metrics.quotaParked.inc({ channel: ch, how: "called" });
       deps.onAlert?.(outcome.alert ?? "quota_exceeded", ch, error);
       log().warn({ code: outcome.code, park_ms: waitMs, next_attempt_at: nextAttemptAt }, "provider quota exhausted: job parked");
       return Decisions.ack(true);

@@ -6,6 +6,7 @@ import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, t
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
+import { QuotaGovernor } from "./quota-governor.js";
 import { createSendHandler } from "./send.js";
 
 export interface SenderServiceOptions {
@@ -19,12 +20,20 @@ export interface SenderServiceOptions {
   /** Jitter source (tests). */
   random?: () => number;
   quotaParkMs: number;
+  /** Parked jobs wake spread over this long after the quota resets (default 60 s). */
+  quotaResumeSpreadMs?: number;
+  /** Quota polling (one replica, through a KV lease): period and alert share; false or absent = off. */
+  quotaPoll?: { intervalMs: number; alertShare: number; replicaId?: string } | false;
+  /** Epoch ms now (tests). */
+  now?: () => number;
   /** Ensured already (main.ts, which names this sender's channel), or options to ensure it with. */
   topology?: TopologyOptions | Topology;
 }
 
 export interface SenderService {
   actor: Actor;
+  /** The quota poller (null when off or the channel reports no quota). */
+  quota: QuotaGovernor | null;
   ready(): Promise<boolean>;
   refreshGauges(): Promise<void>;
   close(): Promise<void>;
@@ -42,6 +51,8 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
   const consumer = Consumers.sender(ch);
   // Hot-path writes (record, sent fact, confirmed ack) go through one pipelined reply subscription.
   const pipeline = new JsPipeline(o.nc, { fallback: js });
+  // The quota and token-refresh-budget alerts belong to the alerting unit (libs/alerting).
+  const onAlert = createProviderAlert({ js, log: o.log, metrics: o.metrics, ...(o.now ? { now: o.now } : {}) });
   const handle = createSendHandler({
     js,
     publisher: pipeline,
@@ -52,16 +63,35 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     retry: o.retry,
     ...(o.random ? { random: o.random } : {}),
     quotaParkMs: o.quotaParkMs,
-    // The quota and token-refresh-budget alerts belong to the alerting unit (libs/alerting).
-    onAlert: createProviderAlert({ js, log: o.log, metrics: o.metrics }),
+    ...(o.quotaResumeSpreadMs !== undefined ? { quotaResumeSpreadMs: o.quotaResumeSpreadMs } : {}),
+    ...(o.now ? { now: o.now } : {}),
+    onAlert,
   });
+  // Off unless asked for (main.ts asks, from QUOTA_POLL_MS): in-process test senders make no extra calls.
+  const quotaPoll = o.quotaPoll ?? false;
+  const quota =
+    quotaPoll && channel.quota && channel.account
+      ? new QuotaGovernor({
+          channel: channel as typeof channel & Required<Pick<typeof channel, "quota" | "account">>,
+          kv: topo.buckets.tokens,
+          replicaId: quotaPoll.replicaId ?? `${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+          metrics: o.metrics,
+          log: o.log,
+          onAlert,
+          alertShare: quotaPoll.alertShare,
+          intervalMs: quotaPoll.intervalMs,
+          ...(o.now ? { now: o.now } : {}),
+        })
+      : null;
   const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
   await actor.start();
-  o.log.info({ channel: ch, consumer, concurrency: o.concurrency }, "sender started");
+  quota?.start();
+  o.log.info({ channel: ch, consumer, concurrency: o.concurrency, quota_poll_ms: quota?.intervalMs ?? null }, "sender started");
 
   let closing: Promise<void> | null = null;
   return {
     actor,
+    quota,
     async ready() {
       if (o.nc.isClosed()) return false;
       await topo.jsm.consumers.info(Streams.sends, consumer);
@@ -75,6 +105,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     },
     close() {
       closing ??= (async () => {
+        await quota?.stop();
         await actor.close();
         pipeline.close();
         await channel.close();

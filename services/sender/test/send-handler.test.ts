@@ -9,7 +9,7 @@ import { Consumers, HeaderNames, Status, Streams, Subjects, decodeJson, type Ale
 import { createLogger } from "@notify/log";
 import { createMetrics } from "@notify/metrics";
 import { openBuckets, readDlqMeta, settle, type Decision } from "@notify/nats";
-import { FaultKind, startSimulator } from "@notify/wechat-simulator";
+import { FaultKind, nextBeijingMidnight, startSimulator } from "@notify/wechat-simulator";
 import { createSendHandler, createWeChatChannel } from "@notify/sender";
 import { dlqEntries, factsFor, queueJob, startEnv } from "../../dlq-monitor/test-support/helpers.js";
 
@@ -109,26 +109,39 @@ t.test("sender handler - permanent: copied to the DLQ, record failed, notificati
   t.equal((await factsFor(env.jsm, Subjects.failed, job.send_id)).length, 1);
 });
 
-t.test("sender handler - daily quota (45009): parked copy with its own deliveries, alert, then sent after the park", async (t) => {
+t.test("sender handler - daily quota (45009): parked until midnight Beijing time with its own deliveries, alert, then sent after the reset", async (t) => {
+  // A clock one second before midnight in Beijing, shared by the client (which says when the quota resets) and the handler.
+  const offset = nextBeijingMidnight(Date.now()) - 1000 - Date.now();
+  const clock = () => Date.now() + offset;
+  const midnight = nextBeijingMidnight(clock());
+  const quotaChannel = createWeChatChannel({ apiBase: sim.url, appId: "wx-handler", appSecret: SECRET, timeoutMs: 2000, tokens, log, metrics, now: clock });
+  t.teardown(() => quotaChannel.close());
+  const quotaHandle = createSendHandler({ js: env.js, records: env.records, channel: quotaChannel, metrics, log, retry: RETRY, quotaParkMs: 3_600_000, random: () => 0, now: clock, onAlert: (kind, _ch, message) => alerts.push({ kind, message }) });
+  const runQ = async (sendId: string) => {
+    const msg = await next(sendId);
+    const d = await quotaHandle(msg);
+    await settle(msg, d);
+    return { msg, d };
+  };
   const { job } = await queueJob(env, "wechat");
   sim.setFault({ kind: FaultKind.errcode, errcode: 45009, times: 1 });
-  const t0 = Date.now();
-  const first = await run(job.send_id);
+  const first = await runQ(job.send_id);
   t.same(first.d, { kind: "ack", confirm: true }, "the original is acked: no delivery burnt");
   const r = (await env.records.get(job.send_id))!.record;
   t.match(r, { status: Status.retrying, attempts: 1, last_error: /^45009: / });
-  t.equal(Date.parse(r.next_attempt_at!) - Date.parse(r.updated_at), QUOTA_PARK_MS, "next attempt after the park");
+  t.equal(r.next_attempt_at, new Date(midnight).toISOString(), "next attempt at midnight Beijing time, not QUOTA_PARK_MS (an hour here)");
   t.same(alerts.map((a) => a.kind), ["quota_exceeded"]);
 
-  // The parked copy: its first delivery only waits for the park to end.
+  // The parked copy: its first delivery only waits for the reset.
   const parked = await next(job.send_id);
   t.equal(parked.headers?.get(HeaderNames.attemptsBefore), "1");
-  const wait = await handle(parked);
+  t.equal(parked.headers?.get(HeaderNames.notBefore), String(midnight));
+  const wait = await quotaHandle(parked);
   t.equal(wait.kind, "nak");
-  t.ok((wait as { delayMs: number }).delayMs <= QUOTA_PARK_MS, "waits out the rest of the park");
+  t.ok((wait as { delayMs: number }).delayMs <= 1000, "waits out the rest of the day");
   await settle(parked, wait);
-  const after = await run(job.send_id);
-  t.ok(Date.now() - t0 >= QUOTA_PARK_MS - 20, "not sent before the park ended");
+  const after = await runQ(job.send_id);
+  t.ok(clock() >= midnight, "not sent before the reset");
   t.same(after.d, { kind: "ack", confirm: true });
   t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2 });
 });

@@ -22,6 +22,10 @@ export type SendOutcome =
  */
 export interface Channel {
   readonly name: string;
+  /** The provider account (WeChat appid) the quota gauges are labelled with. */
+  readonly account?: string;
   send(job: SendJob): Promise<SendOutcome>;
+  /** Today's quota of the send API, where the provider reports it (WeChat's quota/get). */
+  quota?(): Promise<{ daily_limit: number; used: number; remain: number }>;
   close(): Promise<void>;
 }

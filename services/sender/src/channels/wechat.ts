@@ -21,6 +21,8 @@ export interface WeChatChannelOptions {
   forceRefresh?: Partial<RefreshBudgetLimits>;
   /** `wechat_msgids`: msgid → send_id, where the gateway's receipt handler finds the send. */
   msgids?: KV;
+  /** Epoch ms now (tests): when 45009's quota resets. */
+  now?: () => number;
 }
 
 /** WeChat template messages as a delivery channel. */
@@ -35,9 +37,12 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
     ...(o.connections ? { connections: o.connections } : {}),
     ...(o.forceRefresh ? { forceRefresh: o.forceRefresh } : {}),
     onCall: (code, ms, endpoint) => o.metrics.wechatCallDuration.observe({ api: endpoint, errcode: String(code) }, ms / 1000),
+    ...(o.now ? { now: o.now } : {}),
   });
   return {
     name: "wechat",
+    account: o.appId,
+    quota: () => client.quota(),
     async send(job) {
       const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
       if (r.kind === "success") {
