@@ -4,6 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Consumers, Streams, sendIdFor } from "@notify/contracts";
 import { freePort } from "@notify/nats-server";
 import { openDb } from "@notify/sendlog";
 import { startPostgres } from "../support/postgres.js";
@@ -13,6 +16,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
 interface Started {
   sendId: string;
+  natsUrl: string;
   gateway: string;
   auth: { authorization: string };
   out: () => string;
@@ -24,7 +28,7 @@ interface Started {
  * README's example event: it reaches WeChat, reads success, and appears in the SQL send log.
  * `more` runs before Ctrl-C, which must drain and stop everything.
  */
-async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: Started) => Promise<void>): Promise<string> {
+async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: Started) => Promise<void>, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
   const [nats, natsMonitor, gateway, sim, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const ready = path.join(dir, "ready.json");
@@ -45,6 +49,9 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   delete env.WECHAT_APP_ID;
   delete env.WECHAT_APP_SECRET;
+  // Nothing SMS-related unless the test asks for it.
+  for (const k of Object.keys(env)) if (k === "CHANNELS" || k === "SENDER_CHANNEL" || k.startsWith("TENCENT_") || k.startsWith("SMS_SIM_")) delete env[k];
+  Object.assign(env, extraEnv);
   const proc = spawn(process.execPath, ["scripts/start.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout.on("data", (b: Buffer) => (out += b.toString()));
@@ -64,7 +71,8 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
   const info = JSON.parse(readFileSync(ready, "utf8")) as { gateway: string; apiKey: string; natsUrl: string; simulator: string };
   t.match(out, /Swagger UI: +http:\/\/127\.0\.0\.1:\d+\/docs/, "prints the Swagger UI URL");
   t.match(out, new RegExp(`API key: +${info.apiKey}`), "prints the local API key");
-  t.match(out, /templates: 10 seeded/);
+  // The ten WeChat examples, and with SMS on the SMS example too.
+  t.match(out, new RegExp(`templates: ${env.CHANNELS?.includes("sms") ? 11 : 10} seeded`));
 
   // The README's example publisher, as a newcomer runs it.
   const pub = spawnSync(process.execPath, ["scripts/publish-example.mjs", "order.paid", "en-US"], { cwd: root, env: { ...process.env, NATS_URL: info.natsUrl }, encoding: "utf8", timeout: 30_000 });
@@ -96,7 +104,7 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
     250,
   );
   t.equal(found.status, "success", "GET /notifications/sends?order_id= finds it at success");
-  await more({ sendId: sendId!, gateway: info.gateway, auth, out: () => out, dataDir: path.join(dir, "data") });
+  await more({ sendId: sendId!, natsUrl: info.natsUrl, gateway: info.gateway, auth, out: () => out, dataDir: path.join(dir, "data") });
 
   proc.kill("SIGINT");
   const code = await new Promise<number | null>((r) => proc.once("exit", (c) => r(c)));
@@ -110,7 +118,58 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
     t.match(s.out(), /Send log: +embedded PGlite in the gateway/, "says where the send log is");
     t.notMatch(s.out(), /projector +\|/, "no projector process without DATABASE_URL (the gateway projects)");
     t.ok(existsSync(path.join(s.dataDir, "sendlog")), "the embedded database lives under the data directory");
+    // Nothing SMS-related was set: nothing SMS runs or exists.
+    t.match(s.out(), /SMS: +off/, "says SMS is off");
+    t.notMatch(s.out(), /sms-sim +\||sender-sms +\|/, "no SMS simulator or SMS sender process");
+    t.equal((await fetch(`${s.gateway}/sms/status-report?token=x`, { method: "POST", headers: { "content-type": "application/json" }, body: "[]" })).status, 404, "no SMS callback route");
+    const nc = await connect({ servers: s.natsUrl, noAsyncTraces: true });
+    try {
+      const names: string[] = [];
+      for await (const c of (await jetstreamManager(nc)).consumers.list(Streams.sends)) names.push(c.name);
+      t.ok(names.includes(Consumers.sender("wechat")), "sender-wechat exists");
+      t.notOk(names.includes(Consumers.sender("sms")), "no sender-sms consumer");
+    } finally {
+      await nc.close();
+    }
   });
+});
+
+t.test("smoke - CHANNELS=wechat,sms npm start sends an SMS through the simulator and its status report reaches delivered", async (t) => {
+  const smsPort = await freePort();
+  const out = await startAndSend(
+    t,
+    undefined,
+    async (s) => {
+      t.match(s.out(), /SMS: +simulator at http:\/\/127\.0\.0\.1:\d+/, "the SMS simulator runs");
+      const e = {
+        id: `evt_smoke_sms_${process.pid}`,
+        event: "ticket.expired",
+        occurred_at: new Date().toISOString(),
+        order_id: `O-SMS-${process.pid}`,
+        ticket_id: `T-${process.pid}`,
+        recipient: { openid: "oSmokeSms", locale: "zh-CN", phone: "+8613800138000" },
+        data: { title: "West Lake", expired_at: "2026-11-24 16:00" },
+      };
+      const posted = await fetch(`${s.gateway}/notifications/events`, { method: "POST", headers: { ...s.auth, "content-type": "application/json" }, body: JSON.stringify(e) });
+      t.equal(posted.status, 202, "the event is accepted");
+      const smsId = sendIdFor({ event: e.event, order_id: e.order_id, ticket_id: e.ticket_id, channel: "sms" });
+      const rec = await waitFor(
+        async () => {
+          const r = await fetch(`${s.gateway}/notifications/sends/${smsId}`, { headers: s.auth });
+          const b = r.ok ? ((await r.json()) as { record: { status: string; phone?: string; receipt_status?: string } }) : null;
+          return b?.record.status === "delivered" ? b.record : null;
+        },
+        "the SMS record delivered by the simulator's status report",
+        60_000,
+        250,
+      );
+      t.equal(rec.receipt_status, "SUCCESS:DELIVRD");
+      t.equal(rec.phone, "+*********8000", "the record holds the number masked");
+      t.notOk(s.out().includes("13800138000"), "no process printed the full number");
+    },
+    { CHANNELS: "wechat,sms", SMS_SIM_PORT: String(smsPort) },
+  );
+  t.match(out, /sender-sms +\|/, "the SMS sender ran");
 });
 
 t.test("smoke - npm start with DATABASE_URL runs the projector as its own process against PostgreSQL", async (t) => {
