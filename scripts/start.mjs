@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const env = process.env;
@@ -39,6 +40,23 @@ function build() {
   }
 }
 
+/**
+ * On a terminal the services' JSON lines are shown by pino-pretty (the services log JSON to
+ * our pipe; a pipe is not a TTY). Piped or redirected, `npm start` passes the JSON through.
+ * The options are libs/log's PRETTY_OPTIONS (the same form as a service run by hand).
+ */
+let prettyLine = null;
+async function prettyFormatter() {
+  try {
+    const { prettyFactory } = createRequire(import.meta.url)("pino-pretty");
+    const { PRETTY_OPTIONS } = await import(path.join(root, "libs/log/dist/index.js"));
+    const format = prettyFactory(PRETTY_OPTIONS);
+    return (line) => (line.startsWith("{") ? format(line).replace(/\n$/, "") : line);
+  } catch {
+    return null; // pino-pretty missing (a production install): plain lines
+  }
+}
+
 const COLORS = [36, 35, 33, 32, 34, 31, 96];
 /** Starts a child with prefixed, coloured output; if one dies, everything stops. */
 function runProcess(name, bin, args, childEnv = env) {
@@ -47,7 +65,7 @@ function runProcess(name, bin, args, childEnv = env) {
   // first (they drain) and NATS last.
   const child = spawn(bin, args, { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"], detached: true });
   for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${line}\n`));
+    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`\x1b[${color}m${name.padEnd(12)}|\x1b[0m ${prettyLine ? prettyLine(line) : line}\n`));
   }
   child.on("exit", (code, signal) => {
     if (!stopping) {
@@ -195,6 +213,7 @@ async function seedTemplates(base, key, extra = []) {
 async function main() {
   mkdirSync(dataDir, { recursive: true });
   if (env.SKIP_BUILD !== "1") build();
+  if (process.stdout.isTTY) prettyLine = await prettyFormatter();
   const { findNatsServer, isSupportedVersion } = await import(path.join(root, "libs/nats-server/dist/index.js"));
 
   let natsUrl = env.NATS_URL;

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from "pino";
+import pretty from "pino-pretty";
 
 export type { Logger } from "pino";
 
@@ -54,6 +55,13 @@ export interface LogOptions {
   base?: Record<string, unknown>;
 }
 
+/** Options of the human-readable form, shared with scripts/start.mjs (which pretty-prints its children's JSON). */
+export const PRETTY_OPTIONS = { colorize: true, singleLine: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service,name" } as const;
+
+/**
+ * JSON lines, except on a terminal: with stdout a TTY (a person running a service by
+ * hand) the lines go through pino-pretty. Redaction happens before either.
+ */
 export function createLogger(opts: LogOptions, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     name: opts.name,
@@ -72,5 +80,6 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
       url: (u: unknown) => (typeof u === "string" ? redactUrl(u) : u),
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  return process.stdout.isTTY ? pino(options, pretty({ ...PRETTY_OPTIONS, sync: true })) : pino(options);
 }
