@@ -17,7 +17,26 @@ export function isConsumerNotFound(err: unknown): boolean {
 export const JsErrCodes = {
   /** The stream's `max_msg_size` refused the message. */
   messageTooLarge: 10054,
+  /** "no suitable peers for placement": the cluster knows fewer peers than the replicas asked for. */
+  clusterNoPeers: 10005,
+  /** "JetStream system temporarily unavailable": no meta leader (yet, or during an election). */
+  clusterNotAvailable: 10008,
+  /** "JetStream cluster not assigned to this server" / "incomplete results" while peers join. */
+  clusterIncomplete: 10004,
 } as const;
+
+/**
+ * A JetStream API refusal that goes away once the cluster has formed: no meta leader yet,
+ * too few peers known for the replicas asked for, or the API not answering at all
+ * (no responders, time-out) while a node starts. Worth retrying with back-off.
+ */
+export function isClusterForming(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) {
+    return err.code === JsErrCodes.clusterNoPeers || err.code === JsErrCodes.clusterNotAvailable || err.code === JsErrCodes.clusterIncomplete || err.status === 503;
+  }
+  if (!(err instanceof Error)) return false;
+  return err.name === "TimeoutError" || err.name === "NoRespondersError" || /no responders|timeout|temporarily unavailable/i.test(err.message);
+}
 
 /**
  * A publish refused for its size, and so refused again on every retry: by the client

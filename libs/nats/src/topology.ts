@@ -14,7 +14,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Consumers, Streams, Subjects } from "@notify/contracts";
 import type { Logger } from "@notify/log";
-import { TopologyMismatchError, isConsumerNotFound, isStreamNotFound, type TopologyDifference } from "./errors.js";
+import { TopologyMismatchError, isClusterForming, isConsumerNotFound, isStreamNotFound, type TopologyDifference } from "./errors.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -46,6 +46,11 @@ export interface TopologyOptions {
   dlqMaxAgeMs?: number;
   /** What to do when an existing resource differs: log a warning, or throw. */
   onMismatch?: "warn" | "fail";
+  /**
+   * How long to keep retrying while the cluster forms (no meta leader, fewer peers than
+   * `replicas`): services and the cluster start together in Compose and Kubernetes.
+   */
+  clusterWaitMs?: number;
   log?: Logger | undefined;
 }
 
@@ -176,14 +181,19 @@ export interface Topology {
  */
 export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions = {}): Promise<Topology> {
   const r = resolve(opts);
-  const jsm = await jetstreamManager(nc);
+  // checkAPI off: its one `$JS.API.INFO` would fail at once while the cluster forms; the
+  // retried account-info call below does the same check.
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   const report: TopologyReport = { created: [], existing: [], updated: [], differences: [] };
+  const retry = clusterRetry(opts.clusterWaitMs ?? 180_000, opts.log);
 
-  for (const cfg of streamConfigs(opts)) await ensureStream(jsm, cfg, report);
+  // `$JS.API.INFO` answers once this account's JetStream is reachable (a meta leader exists).
+  await retry("jetstream account info", () => jsm.getAccountInfo());
+  for (const cfg of streamConfigs(opts)) await retry(`stream ${cfg.name}`, () => ensureStream(jsm, cfg, report));
   const kvm = new Kvm(jetstream(nc));
   const kvs: Record<string, KV> = {};
-  for (const spec of bucketSpecs(opts)) kvs[spec.bucket] = await ensureBucket(jsm, kvm, spec, r.replicas, report);
-  for (const { stream, config } of consumerConfigs(opts)) await ensureConsumer(jsm, stream, config, report);
+  for (const spec of bucketSpecs(opts)) kvs[spec.bucket] = await retry(`bucket ${spec.bucket}`, () => ensureBucket(jsm, kvm, spec, r.replicas, report));
+  for (const { stream, config } of consumerConfigs(opts)) await retry(`consumer ${stream}/${config.durable_name}`, () => ensureConsumer(jsm, stream, config, report));
 
   if (report.differences.length) {
     const err = new TopologyMismatchError(report.differences);
@@ -212,6 +222,28 @@ export async function openBuckets(nc: NatsConnection): Promise<Topology["buckets
     [Buckets.templates, Buckets.locks, Buckets.records, Buckets.tokens, Buckets.msgids].map((b) => kvm.open(b)),
   );
   return { templates: templates!, locks: locks!, records: records!, tokens: tokens!, msgids: msgids! };
+}
+
+/**
+ * Runs one topology step again, with back-off (0.25 s doubling to 5 s), while the cluster is
+ * still forming; any other error, or one past the deadline (shared by every step), is thrown.
+ * The steps are idempotent (look up, then create when absent), so a retry after a create
+ * that did land only finds it existing.
+ */
+function clusterRetry(waitMs: number, log: Logger | undefined) {
+  const deadline = Date.now() + waitMs;
+  return async function retry<T>(what: string, step: () => Promise<T>): Promise<T> {
+    for (let delay = 250, attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        if (!isClusterForming(err) || Date.now() + delay > deadline) throw err;
+        log?.warn({ what, attempt, err: (err as Error).message, retry_in_ms: delay }, "nats cluster not ready; retrying");
+        await new Promise((res) => setTimeout(res, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  };
 }
 
 async function ensureStream(jsm: JetStreamManager, want: Partial<StreamConfig>, report: TopologyReport): Promise<void> {

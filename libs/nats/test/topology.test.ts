@@ -1,9 +1,10 @@
 import t from "tap";
 import { connect, nanos } from "@nats-io/transport-node";
 import { AckPolicy, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy } from "@nats-io/jetstream";
-import { NatsCluster, NatsServer } from "@notify/nats-server";
+import { NatsCluster, NatsServer, freePort } from "@notify/nats-server";
 import { Buckets, Consumers, Streams, Subjects } from "@notify/contracts";
 import { TopologyMismatchError, defaultSenderAckWait, ensureTopology, isWrongLastSequence } from "@notify/nats";
+import type { Logger } from "@notify/log";
 import { serverBinaries } from "../../../test/support/servers.js";
 
 t.test("topology - created on a single server, second call is a no-op", async (t) => {
@@ -114,4 +115,37 @@ t.test("topology - R3 streams and buckets on a 3-node cluster, idempotent", asyn
   }
   await first.buckets.locks.create("k", "v");
   t.ok(isWrongLastSequence(await first.buckets.locks.create("k", "v2").catch((e: unknown) => e)), "create-only claim holds in the cluster");
+});
+
+// Compose and Kubernetes start the services with the NATS nodes: a service may ask for R3
+// streams before the cluster has a meta leader or knows three peers ("no suitable peers",
+// "JetStream system temporarily unavailable", or no answer at all). It waits and retries.
+t.test("topology - R3 topology requested while the cluster forms is created once it has formed", async (t) => {
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  const routes = ports.map((p) => `nats://127.0.0.1:${p}`);
+  const cluster = { name: `forming${process.pid}`, routes };
+  const start = (i: number) => NatsServer.start({ name: `f${i + 1}`, cluster: { ...cluster, port: ports[i]! } });
+  const servers: NatsServer[] = [await start(0)];
+  t.teardown(() => Promise.allSettled(servers.map((s) => s.stop())));
+  const nc = await connect({ servers: servers[0]!.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+
+  const warnings: string[] = [];
+  const log = { warn: (o: { err?: string }) => warnings.push(String(o.err)), info: () => {} } as unknown as Logger;
+  const ensuring = ensureTopology(nc, { replicas: 3, channels: ["wechat"], log });
+  // One node alone has no meta leader; two have one but too few peers for R3.
+  await new Promise((r) => setTimeout(r, 1500));
+  servers.push(await start(1));
+  // With two nodes a meta leader is elected, and the R3 stream has too few peers.
+  for (let i = 0; i < 60 && !warnings.some((w) => !/timeout/i.test(w)); i++) await new Promise((r) => setTimeout(r, 250));
+  servers.push(await start(2));
+  const topo = await ensuring;
+  t.ok(warnings.length > 0, `it waited for the cluster (${warnings.length} retries: ${[...new Set(warnings)].join("; ")})`);
+  t.ok(warnings.some((w) => /peers|unavailable|insufficient/i.test(w)), "including a refusal while the peers joined");
+  t.ok(topo.report.created.includes(`stream ${Streams.sends}`), "SENDS created");
+  const sends = await topo.jsm.streams.info(Streams.sends);
+  t.equal(sends.config.num_replicas, 3, "with three replicas");
+  t.equal((sends.cluster?.replicas?.length ?? 0) + 1, 3, "placed on all three nodes");
+  const again = await ensureTopology(nc, { replicas: 3, channels: ["wechat"] });
+  t.same(again.report.created, [], "a second call finds everything");
 });
