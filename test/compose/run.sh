@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The Compose deployment run for real on this machine, with no image registry:
-#   - its own dockerd (no iptables, no default bridge, vfs storage; data root, exec root
-#     and socket in a temporary dir), stopped with its containers and mounts on exit;
-#   - base images made locally: debootstrap --variant=minbase trixie (nodejs, tini, wget,
-#     ca-certificates, nats-server 2.10.27), cached in .cache/compose/, then docker import;
+#   - its own dockerd (no iptables, no default bridge, overlay2 else vfs storage; exec root
+#     and socket in a temporary dir, data root kept in .cache/compose), stopped with its
+#     containers and mounts on exit, also when a step fails;
+#   - base images made from this machine (test/compose/host-base.sh: node, npm, busybox,
+#     tini, nats-server 2.10.27) and docker import-ed: seconds, where debootstrap took minutes;
 #   - the app image built from the Dockerfile on that base (docker build --network host,
-#     so npm ci reaches the registry);
+#     so npm ci reaches the registry; its cache mount seeded from this machine's npm cache);
 #   - docker compose up: the 3-node JetStream cluster, the simulator and every service;
 #   - test/compose/scenarios.ts: senders scaled, the SENDS leader killed, a node
 #     partitioned, senders stopped and killed; one summary line per scenario.
-# Needs root on Debian/Ubuntu; installs docker.io and debootstrap with apt when missing,
+# Each phase prints its duration ("compose: phase: ..."). Needs root on Debian/Ubuntu;
+# installs docker.io with apt when missing,
 # and Compose v2 (Debian trixie's docker-compose) into .cache/ when missing.
 # Usage: test/compose/run.sh        (exit code 0 only if every scenario passed)
 set -euo pipefail
@@ -19,15 +21,17 @@ cache=$repo/.cache/compose
 started=$(date +%s)
 say() { echo "compose: $*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
+# One line per phase with its own duration (CI's log shows where a cold run's time goes).
+phase_start=$started
+phase() { local now; now=$(date +%s); say "phase: $1 $(( now - phase_start ))s (total $(elapsed))"; phase_start=$now; }
 
 [ "$(id -u)" = 0 ] || { echo "compose: needs root (it starts its own dockerd)" >&2; exit 1; }
-[ -f /etc/debian_version ] || { echo "compose: needs Debian or Ubuntu (apt-get, debootstrap)" >&2; exit 1; }
+[ -f /etc/debian_version ] || { echo "compose: needs Debian or Ubuntu (apt-get, dpkg-deb)" >&2; exit 1; }
 mkdir -p "$cache"
 
 # --- tools --------------------------------------------------------------------------
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,6 +64,7 @@ fi
 project=notifyci
 compose() { "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml" "$@"; }
 say "$(docker --version), $("$compose_bin" version)"
+phase "tools (docker.io, Compose v2)"
 
 # --- dockerd ------------------------------------------------------------------------
 # Exec root and socket in a temporary dir. The data root (images, build cache) is kept in
@@ -117,55 +122,57 @@ if ! start_dockerd "$driver"; then
   driver=vfs
   start_dockerd vfs || { tail -20 "$tmp/dockerd.log" >&2; exit 1; }
 fi
+phase "dockerd ($driver)"
 
 # --- base images --------------------------------------------------------------------
-rootfs=$cache/rootfs-trixie
-if [ ! -x "$rootfs/usr/bin/node" ] || [ ! -x "$rootfs/usr/sbin/nats-server" ]; then
-  say "debootstrap --variant=minbase trixie (first run only; cached in $rootfs)"
-  rm -rf "$rootfs.tmp"
-  debootstrap --variant=minbase --include=nodejs,tini,wget,ca-certificates,nats-server \
-    trixie "$rootfs.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$cache/debootstrap.log" 2>&1 \
-    || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
-  rm -rf "$rootfs.tmp/var/cache/apt/archives"/*.deb "$rootfs.tmp/var/lib/apt/lists"/*_Packages
-  rm -rf "$rootfs" && mv "$rootfs.tmp" "$rootfs"
-fi
-# This machine's CA bundle (it may hold a TLS-inspecting proxy's CA the npm registry needs)
-# and its npm (Debian's npm package drags in hundreds of packages), added per run.
-cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-npm_src=$(npm root -g)/npm
-rm -rf "$rootfs/usr/lib/node_modules/npm" && mkdir -p "$rootfs/usr/lib/node_modules" && cp -a "$npm_src" "$rootfs/usr/lib/node_modules/npm"
-ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/bin/npm"
-# Imported again only when its inputs changed: a new base image id would void the build cache.
-stamp=$( (cat "$rootfs/var/lib/dpkg/status" /etc/ssl/certs/ca-certificates.crt "$npm_src/package.json") | sha256sum | cut -c1-16)
-if [ "$(docker image inspect -f '{{index .Config.Labels "notify.base"}}' notify-base:trixie 2>/dev/null)" != "$stamp" ]; then
-  say "importing the base image ($(elapsed))"
+# Made from this machine (test/compose/host-base.sh: its node and npm, GNU find, busybox,
+# tini, the finder's nats-server 2.10.27) in seconds; a debootstrap of trixie took ~15 min.
+nats_bin=$(node libs/nats-server/dist/cli.js)
+rootfs=$tmp/rootfs
+test/compose/host-base.sh "$rootfs" "$nats_bin" "$cache/debs"
+# Imported again only when its content changed: a new base image id voids the build cache.
+stamp=$( (cd "$rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum; find . -type l -printf '%p %l\n' | sort) | sha256sum | cut -c1-16)
+if [ "$(docker image inspect -f '{{index .Config.Labels "notify.base"}}' notify-base:host 2>/dev/null)" != "$stamp" ]; then
   tar -C "$rootfs" -c . | docker import \
     --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "LABEL notify.base=$stamp" \
-    - notify-base:trixie >/dev/null
+    - notify-base:host >/dev/null
 fi
+rm -rf "$rootfs"
 # The NATS image: the same base with nats-server as the entrypoint, like the official image.
-printf 'FROM notify-base:trixie\nENTRYPOINT ["/usr/sbin/nats-server"]\n' | docker build -q -t notify-nats:trixie - >/dev/null
-export NATS_IMAGE=notify-nats:trixie NODE_IMAGE=notify-base:trixie APP_IMAGE=notify-orchestrator:ci
-say "building the app image ($(elapsed))"
+printf 'FROM notify-base:host\nENTRYPOINT ["/usr/sbin/nats-server"]\n' | docker build -q -t notify-nats:host - >/dev/null
+phase "base images (from this machine, docker import)"
+export NATS_IMAGE=notify-nats:host NODE_IMAGE=notify-base:host APP_IMAGE=notify-orchestrator:ci
+# The npm cache of this machine (filled by the suite's `npm ci`) seeds the build's cache
+# mount (/root/.npm, the Dockerfile's `RUN --mount=type=cache`): npm ci in the image then
+# takes the tarballs from it instead of the registry.
+npm_cache=$(npm config get cache 2>/dev/null || true)
+if [ -d "$npm_cache/_cacache" ]; then
+  printf 'FROM notify-base:host\nRUN --mount=type=cache,target=/root/.npm --mount=type=bind,target=/seed cp -a /seed/. /root/.npm/_cacache/\n' \
+    | DOCKER_BUILDKIT=1 docker build -q --network host -f - "$npm_cache/_cacache" >"$tmp/seed.log" 2>&1 \
+    || { say "npm cache not seeded (the build downloads instead): $(tail -1 "$tmp/seed.log")"; }
+  phase "npm cache seeded into the build cache mount"
+fi
 DOCKER_BUILDKIT=1 docker build --network host --build-arg NODE_IMAGE="$NODE_IMAGE" -t "$APP_IMAGE" . >"$tmp/build.log" 2>&1 \
   || { tail -40 "$tmp/build.log" >&2; exit 1; }
+phase "app image (Dockerfile, docker build --network host)"
 
 # --- the cluster and the scenarios ----------------------------------------------------
-say "docker compose up ($(elapsed))"
 if ! compose up -d --no-build --wait --scale sender=1 >"$tmp/up.log" 2>&1; then
   tail -5 "$tmp/up.log"
   compose ps -a
   for c in $(docker ps -aq); do echo "--- $(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$c")"; docker logs --tail 15 "$c" 2>&1; done
   exit 1
 fi
-say "cluster up ($(elapsed))"
+phase "compose up (3 NATS nodes, simulator, services healthy)"
 export COMPOSE_CMD_JSON
 COMPOSE_CMD_JSON=$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml")
 export DOCKER_BIN=$docker_bin COMPOSE_PROJECT=$project
 node --conditions=development --import="$repo/node_modules/@tapjs/typescript/dist/esm/import.mjs" test/compose/scenarios.ts
+phase "scenarios"
 compose down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
+phase "compose down"
 left=$(docker ps -aq | wc -l)
 say "containers left after compose down: $left"
 [ "$left" = 0 ]
