@@ -21,7 +21,7 @@ const KINDS: Record<string, string> = {
   ScaledObject: "keda.sh/v1alpha1",
 };
 /** Environment variables that carry secrets: never a literal value, always a secretKeyRef. */
-const SECRET_ENV = ["WECHAT_APP_SECRET", "GATEWAY_API_KEYS", "NATS_PASS", "NATS_TOKEN", "NATS_NKEY_SEED", "NATS_USER", "ALERT_WEBHOOK_URL"];
+const SECRET_ENV = ["WECHAT_APP_SECRET", "GATEWAY_API_KEYS", "NATS_PASS", "NATS_TOKEN", "NATS_NKEY_SEED", "NATS_USER", "ALERT_WEBHOOK_URL", "DATABASE_URL"];
 
 const ofKind = (kind: string) => docs.filter((d) => d.doc.kind === kind).map((d) => d.doc);
 const named = (kind: string, name: string) => ofKind(kind).find((d) => get(d, "metadata", "name") === name);
@@ -165,7 +165,7 @@ t.test("k8s - secrets are referenced by name, never inlined", async (t) => {
   for (const cm of ofKind("ConfigMap")) {
     for (const key of Object.keys(objAt(cm, "data"))) t.notOk(SECRET_ENV.includes(key), `ConfigMap holds no ${key}`);
   }
-  const required = { gateway: ["GATEWAY_API_KEYS"], sender: ["WECHAT_APP_SECRET"] } as Record<string, string[]>;
+  const required = { gateway: ["GATEWAY_API_KEYS", "DATABASE_URL"], sender: ["WECHAT_APP_SECRET"], projector: ["DATABASE_URL"] } as Record<string, string[]>;
   for (const name of SERVICES) {
     const c = containerOf(named("Deployment", name));
     for (const e of envList(c).filter((e) => SECRET_ENV.includes(String(e.name)))) {

@@ -15,8 +15,8 @@ export const at = (...parts: string[]): string => path.join(ROOT, ...parts);
 export const readText = (...parts: string[]): string => readFileSync(at(...parts), "utf8");
 
 /** The services of the README's operator contract, each started with `node services/<name>/dist/main.js`. */
-export const SERVICES = ["gateway", "dispatcher", "sender", "dlq-monitor"] as const;
-export const WORKERS = ["dispatcher", "sender", "dlq-monitor"] as const;
+export const SERVICES = ["gateway", "dispatcher", "sender", "dlq-monitor", "projector"] as const;
+export const WORKERS = ["dispatcher", "sender", "dlq-monitor", "projector"] as const;
 export const mainOf = (name: string): string => `services/${name}/dist/main.js`;
 
 /** The workers' METRICS_PORT default, read from the config schema that owns it (9464). */

@@ -45,7 +45,7 @@ export interface ServiceSpec<C extends BaseConfig> {
 }
 
 /** Give up draining after this long and exit 1 (below Kubernetes' 30 s grace period). */
-const DRAIN_TIMEOUT_MS = 25_000;
+export const DRAIN_TIMEOUT_MS = 25_000;
 
 /**
  * The one start-up routine of every `main.ts`: config (a bad variable prints one line naming
