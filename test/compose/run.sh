@@ -5,13 +5,15 @@
 #     containers and mounts on exit, also when a step fails;
 #   - base images made from this machine (test/compose/host-base.sh: node, npm, busybox,
 #     tini, nats-server 2.10.27) and docker import-ed: seconds, where debootstrap took minutes;
+#     PostgreSQL's image from Debian's server on that base (test/compose/host-postgres.sh);
 #   - the app image built from the Dockerfile on that base (docker build --network host,
 #     so npm ci reaches the registry; its cache mount seeded from this machine's npm cache);
-#   - docker compose up: the 3-node JetStream cluster, the simulator and every service;
+#   - docker compose up: the 3-node JetStream cluster, the simulator, PostgreSQL and every
+#     service (the projector too);
 #   - test/compose/scenarios.ts: senders scaled, the SENDS leader killed, a node
 #     partitioned, senders stopped and killed; one summary line per scenario.
 # Each phase prints its duration ("compose: phase: ..."). Needs root on Debian/Ubuntu;
-# installs docker.io with apt when missing,
+# installs docker.io and postgresql with apt when missing,
 # and Compose v2 (Debian trixie's docker-compose) into .cache/ when missing.
 # Usage: test/compose/run.sh        (exit code 0 only if every scenario passed)
 set -euo pipefail
@@ -32,6 +34,8 @@ mkdir -p "$cache"
 # --- tools --------------------------------------------------------------------------
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+# The local PostgreSQL image is made from Debian's server (the suite's SQL tests use it too).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -142,8 +146,13 @@ fi
 rm -rf "$rootfs"
 # The NATS image: the same base with nats-server as the entrypoint, like the official image.
 printf 'FROM notify-base:host\nENTRYPOINT ["/usr/sbin/nats-server"]\n' | docker build -q -t notify-nats:host - >/dev/null
-phase "base images (from this machine, docker import)"
-export NATS_IMAGE=notify-nats:host NODE_IMAGE=notify-base:host APP_IMAGE=notify-orchestrator:ci
+# PostgreSQL for the send log: Debian's server on the same base (test/compose/host-postgres.sh).
+test/compose/host-postgres.sh "$tmp/postgres" notify-base:host
+DOCKER_BUILDKIT=1 docker build -q --network host -t notify-postgres:host "$tmp/postgres" >"$tmp/postgres.log" 2>&1 \
+  || { tail -20 "$tmp/postgres.log" >&2; exit 1; }
+rm -rf "$tmp/postgres"
+phase "base images (from this machine, docker import; nats, postgres)"
+export NATS_IMAGE=notify-nats:host NODE_IMAGE=notify-base:host POSTGRES_IMAGE=notify-postgres:host APP_IMAGE=notify-orchestrator:ci
 # The npm cache of this machine (filled by the suite's `npm ci`) seeds the build's cache
 # mount (/root/.npm, the Dockerfile's `RUN --mount=type=cache`): npm ci in the image then
 # takes the tarballs from it instead of the registry.

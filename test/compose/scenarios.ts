@@ -1,8 +1,9 @@
 // The scenarios test/compose/run.sh runs against the Compose deployment (docker-compose.yml:
 // 3 NATS nodes with R3 streams and buckets, the WeChat simulator, gateway, dispatcher,
-// senders, DLQ monitor). Each scenario publishes 1,000 events and disturbs the system
-// mid-run; at the end every business key must be delivered exactly once and every
-// record be final. One summary line per scenario. Exits 1 on any failure.
+// senders, DLQ monitor, projector and its PostgreSQL). Each scenario publishes 1,000 events
+// and disturbs the system mid-run; at the end every business key must be delivered exactly
+// once, every record be final, and the projector's SQL send log hold every record as
+// success. One summary line per scenario. Exits 1 on any failure.
 import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -10,6 +11,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import { Kvm } from "@nats-io/kv";
 import { Buckets, FINAL_STATUSES, Streams, Status, type EventEnvelope } from "@notify/contracts";
 import { RecordStore } from "@notify/nats";
+import { openDb } from "@notify/sendlog";
 import { SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { publishReliably, putTemplate, readRecords, sendIdOf, statusCounts, summaryLine, type Tally } from "../support/chaos.js";
@@ -212,6 +214,18 @@ async function main(): Promise<void> {
   const final = Object.entries(counts).filter(([s]) => FINAL_STATUSES.has(s as Status)).reduce((n, [, c]) => n + c, 0);
   log(`records: ${JSON.stringify(counts)} (${final} of ${all.length} final)`);
   if ((counts[Status.success] ?? 0) !== all.length) failures.push(`records not all success: ${JSON.stringify(counts)}`);
+  // The projector followed every record into PostgreSQL, through all five disturbances.
+  const db = await openDb({ databaseUrl: `postgres://notify:${process.env.POSTGRES_PASSWORD ?? "notify-local"}@${ipOf(container("postgres"))}:5432/sendlog` });
+  const ids = all.map((e) => sendIdOf(e));
+  let inSql = "";
+  await waitUntil("the send log to hold every record as success", 120_000, async () => {
+    const rows = await db.query<{ status: string; n: string }>("SELECT status, count(*) AS n FROM notification_events WHERE send_id = ANY($1) GROUP BY status", [ids]);
+    inSql = JSON.stringify(Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])));
+    return rows.length === 1 && rows[0]!.status === Status.success && Number(rows[0]!.n) === ids.length;
+  })
+    .then((ms) => log(`send log (PostgreSQL, projector): ${inSql} ${(ms / 1000).toFixed(1)}s after the records`))
+    .catch((err: Error) => failures.push(`${err.message}: ${inSql}`))
+    .finally(() => db.close());
   await waitUntil("SENDS to be empty", 60_000, async () => (await jsm.streams.info(Streams.sends)).state.messages === 0).catch((err: Error) =>
     failures.push(err.message),
   );

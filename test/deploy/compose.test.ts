@@ -182,6 +182,22 @@ for (const { source, model } of models) {
     t.equal(get(svcs.sender, "depends_on", SIMULATOR, "condition"), "service_healthy", "sender waits for the simulator");
   });
 
+  t.test(`compose (${source}) - the projector fills PostgreSQL and the gateway reads it`, async (t) => {
+    const svcs = services(model);
+    const pg = envOf(svcs.postgres);
+    t.ok(pg.POSTGRES_USER && pg.POSTGRES_DB, "postgres: user and database named");
+    t.match(healthTest(svcs.postgres), /pg_isready/, "postgres: health is pg_isready");
+    for (const name of ["projector", "gateway"]) {
+      const url = new URL(envOf(svcs[name]).DATABASE_URL ?? "postgres://unset");
+      t.equal(url.hostname, "postgres", `${name}: DATABASE_URL points at the postgres service`);
+      t.equal(url.username, pg.POSTGRES_USER, `${name}: as POSTGRES_USER`);
+      t.equal(decodeURIComponent(url.password), pg.POSTGRES_PASSWORD, `${name}: with POSTGRES_PASSWORD`);
+      t.equal(url.pathname, `/${pg.POSTGRES_DB}`, `${name}: database POSTGRES_DB`);
+      t.equal(get(svcs[name], "depends_on", "postgres", "condition"), "service_healthy", `${name} waits for a healthy postgres`);
+    }
+    t.notOk(get(svcs.projector, "deploy", "replicas"), "projector: one (its consumers are one per database)");
+  });
+
   t.test(`compose (${source}) - senders reach the simulator with its credentials`, async (t) => {
     const svcs = services(model);
     const sender = envOf(svcs.sender);
@@ -223,7 +239,7 @@ t.test("compose - the single-node local config documents sync_interval and keeps
 });
 
 t.test("compose - base images are variables with public defaults (offline runs point them at local images)", async (t) => {
-  for (const [v, def] of [["NATS_IMAGE", "nats:2.10-alpine"], ["NODE_IMAGE", "node:20-bookworm-slim"], ["APP_IMAGE", "notify-orchestrator:local"]]) {
+  for (const [v, def] of [["NATS_IMAGE", "nats:2.10-alpine"], ["NODE_IMAGE", "node:20-bookworm-slim"], ["APP_IMAGE", "notify-orchestrator:local"], ["POSTGRES_IMAGE", "postgres:16-alpine"]]) {
     t.ok(composeText.includes(`\${${v}:-${def}}`), `\${${v}:-${def}}`);
   }
   t.match(readFileSync(at("Dockerfile"), "utf8"), /^ARG NODE_IMAGE=node:20-bookworm-slim$/m, "the Dockerfile's base is the NODE_IMAGE build argument");
