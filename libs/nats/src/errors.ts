@@ -27,15 +27,16 @@ export const JsErrCodes = {
 
 /**
  * A JetStream API refusal that goes away once the cluster has formed: no meta leader yet,
- * too few peers known for the replicas asked for, or the API not answering at all
- * (no responders, time-out) while a node starts. Worth retrying with back-off.
+ * too few peers known for the replicas asked for, or a request time-out while the meta
+ * group elects (a JetStream server answers nothing until then). Worth retrying with
+ * back-off. "No responders" is not: no server has JetStream for this account, and
+ * start-up must fail at once.
  */
 export function isClusterForming(err: unknown): boolean {
   if (err instanceof JetStreamApiError) {
-    return err.code === JsErrCodes.clusterNoPeers || err.code === JsErrCodes.clusterNotAvailable || err.code === JsErrCodes.clusterIncomplete || err.status === 503;
+    return err.code === JsErrCodes.clusterNoPeers || err.code === JsErrCodes.clusterNotAvailable || err.code === JsErrCodes.clusterIncomplete;
   }
-  if (!(err instanceof Error)) return false;
-  return err.name === "TimeoutError" || err.name === "NoRespondersError" || /no responders|timeout|temporarily unavailable/i.test(err.message);
+  return err instanceof Error && (err.name === "TimeoutError" || /temporarily unavailable/i.test(err.message));
 }
 
 /**

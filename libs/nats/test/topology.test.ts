@@ -149,3 +149,19 @@ t.test("topology - R3 topology requested while the cluster forms is created once
   const again = await ensureTopology(nc, { replicas: 3, channels: ["wechat"] });
   t.same(again.report.created, [], "a second call finds everything");
 });
+
+t.test("topology - a server without JetStream fails start-up at once (not retried as a forming cluster)", async (t) => {
+  const server = await NatsServer.start({ jetstream: false });
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const warnings: string[] = [];
+  const log = { warn: (o: { err?: string }) => warnings.push(String(o.err)), info: () => {} } as unknown as Logger;
+  const err = await ensureTopology(nc, { log }).then(
+    () => null,
+    (e: Error) => e,
+  );
+  t.ok(err, "ensureTopology rejects");
+  t.notMatch(String(err?.name), /Timeout/, `with the server's answer, not a time-out (${err?.name}: ${err?.message})`);
+  t.same(warnings, [], "and no retries");
+});
