@@ -1,7 +1,8 @@
 // The Kubernetes manifests validated without a cluster: every object, as the kustomization
 // renders it (namespace, common labels, image), against the OpenAPI schema of its kind —
-// Kubernetes' own from `kubernetes-models`, KEDA's ScaledObject CRD from
-// `@kubernetes-models/keda` (it has `initialCooldownPeriod`, so KEDA 2.13 or later) — then
+// Kubernetes' own from `kubernetes-models` 4.5.1 (the Kubernetes 1.30 API), KEDA's
+// ScaledObject CRD from `@kubernetes-models/keda` 0.4.2 (KEDA 2.9-2.11: `useCachedMetrics`,
+// no `scalingModifiers`); the 5.x / 2.x releases need Node 22 — then
 // what a schema cannot say: probes, resources, disruption budgets, the grace period against
 // the services' drain time, and the nats-jetstream trigger's fields as KEDA documents them.
 import t from "tap";
