@@ -99,9 +99,6 @@ export const HeaderNames = {
   attemptsBefore: "Notify-Attempts-Before",
 } as const;
 
-/** @deprecated The old name of HeaderNames (it shadows the global `Headers`). */
-export const Headers = HeaderNames;
-
 /**
  * The `Nats-Msg-Id` of everything the services publish besides events (whose id is the
  * envelope's). A second publish with the same id inside a stream's 2-minute duplicate

@@ -1,6 +1,7 @@
 import { KvWatchInclude, type KV } from "@nats-io/kv";
 import { decodeJson, languageCandidates, parseTemplateKey, templateKey, type Template } from "@notify/contracts";
-import { compileTemplate, type CompiledTemplate } from "./compile.js";
+import { compileTemplate } from "./compile.js";
+import type { CompiledTemplate } from "./types.js";
 
 /** A stored template that does not compile (written around the gateway, or before a rule). */
 export interface InvalidTemplate {

@@ -1,43 +1,11 @@
-import type { ErrorObject } from "ajv";
-import {
-  DEFAULT_LANGUAGE,
-  type Template,
-  type TemplateInput,
-  type WeChatTemplatePayload,
-} from "@notify/contracts";
+import { DEFAULT_LANGUAGE, type Template, type TemplateInput, type WeChatTemplatePayload } from "@notify/contracts";
 import { TemplateError } from "./errors.js";
 import { compilePayloadSchema } from "./schema.js";
-import { normalizeSmsFields, withChannelParts, type CompiledSms } from "./sms.js";
+import { normalizeSmsFields, withChannelParts } from "./sms.js";
+import type { CompiledTemplate, RenderContext, ValidationResult } from "./types.js";
 import { HB_OPTIONS, checkExpression, hb, resetRenderBudget } from "./expression-sandbox.js";
 
 type Render = (ctx: Record<string, unknown>) => string;
-
-export interface ValidationResult {
-  ok: boolean;
-  errors: ErrorObject[];
-  /** Fields named by `required` errors, e.g. ["amount"]. */
-  missing: string[];
-}
-
-export interface RenderContext {
-  openid: string;
-  send_id?: string;
-  data: Record<string, unknown>;
-  event?: string;
-  order_id?: string;
-  ticket_id?: string | null;
-  occurred_at?: string;
-}
-
-/** A template ready to validate and render: schema and expressions compiled once. */
-export interface CompiledTemplate {
-  readonly template: Template;
-  readonly revision: number;
-  validate(data: unknown): ValidationResult;
-  render(ctx: RenderContext): WeChatTemplatePayload;
-  /** `channel: sms` templates: renders Tencent's TemplateParamSet (see sms.ts). */
-  readonly sms?: CompiledSms;
-}
 
 /** Applies the contract's defaults to an admin's input. */
 export function normalizeTemplate(input: TemplateInput, now = new Date()): Template {

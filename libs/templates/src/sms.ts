@@ -1,6 +1,6 @@
 import { SMS_MAX_CHARS, SMS_PARAM_MAX_CHARS, type SmsPayload, type Template, type TemplateInput } from "@notify/contracts";
 import { TemplateError } from "./errors.js";
-import type { CompiledTemplate, RenderContext } from "./compile.js";
+import type { CompiledSms, CompiledTemplate, SmsRenderContext } from "./types.js";
 
 type Render = (scope: Record<string, unknown>) => string;
 type CompileExpression = (source: string, field: string) => Render;
@@ -8,18 +8,6 @@ type CompileExpression = (source: string, field: string) => Render;
 /** A rendered SMS parameter that Tencent would refuse (too long): names `params[i]`. */
 export class SmsParamError extends TemplateError {
   override name = "SmsParamError";
-}
-
-export interface SmsRenderContext extends Omit<RenderContext, "openid"> {
-  /** E.164. */
-  phone: string;
-}
-
-/** The SMS side of a compiled `channel: sms` template. */
-export interface CompiledSms {
-  readonly maxChars: number;
-  /** Renders the ordered params; throws SmsParamError naming the parameter that is too long. */
-  render(ctx: SmsRenderContext): SmsPayload;
 }
 
 /** Copies the SMS/fallback fields of an admin's input onto the normalised template. */
