@@ -1,6 +1,6 @@
 import t from "tap";
 import fc from "fast-check";
-import { SmsCode, classifySmsCode, maskPhone, maskPhonesIn, signTc3 } from "@notify/sms";
+import { SmsCode, classifySmsCode, maskPhone, maskPhonesIn, signTc3, smsCodeLabel } from "@notify/sms";
 
 t.test("tc3 - Tencent's published signing example gives its published signature", async (t) => {
   // The CVM DescribeInstances example of Tencent's "signature v3" page (example credentials).
@@ -54,4 +54,10 @@ t.test("classification - retryable, permanent and quota codes", async (t) => {
     t.equal(classifySmsCode(c), "permanent", c);
   }
   for (const c of [SmsCode.deliveryFrequencyLimit, SmsCode.phoneDailyLimit, SmsCode.appDailyLimit, SmsCode.dailyLimit]) t.equal(classifySmsCode(c), "quota", c);
+});
+
+t.test("metric labels - known codes kept, anything else is other (bounded cardinality)", async (t) => {
+  for (const code of [SmsCode.ok, SmsCode.blacklist, SmsCode.deliveryFrequencyLimit, SmsCode.internalTimeout, "InternalError.SomethingNew", "timeout", "http_5xx"]) t.equal(smsCodeLabel(code), code, code);
+  t.equal(smsCodeLabel("FailedOperation.+8613812345678"), "other", "a code echoing input is not a label");
+  t.equal(smsCodeLabel("x".repeat(500)), "other");
 });
