@@ -134,6 +134,8 @@ async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectO
       reason: str(r.reason),
       occurred_at: time(r.occurred_at),
       sent_at: time(r.sent_at),
+      receipt_status: str(r.receipt_status),
+      receipt_at: time(r.receipt_at),
       created_at: createdAt,
       updated_at: at,
       deleted: false,
@@ -149,15 +151,17 @@ async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectO
   );
   await tx.query(
     `INSERT INTO notification_events AS e (send_id, revision, event_id, event, order_id, ticket_id, channel, language, template_id, openid,
-       status, attempts, last_error, reason, occurred_at, sent_at, created_at, updated_at, deleted, record)
+       status, attempts, last_error, reason, occurred_at, sent_at, receipt_status, receipt_at, created_at, updated_at, deleted, record)
      SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(send_id text, revision bigint, event_id text, event text, order_id text,
        ticket_id text, channel text, language text, template_id text, openid text, status text, attempts integer, last_error text,
-       reason text, occurred_at timestamptz, sent_at timestamptz, created_at timestamptz, updated_at timestamptz, deleted boolean, record jsonb)
+       reason text, occurred_at timestamptz, sent_at timestamptz, receipt_status text, receipt_at timestamptz, created_at timestamptz,
+       updated_at timestamptz, deleted boolean, record jsonb)
      ON CONFLICT (send_id) DO UPDATE SET
        revision = EXCLUDED.revision, event_id = EXCLUDED.event_id, event = EXCLUDED.event, order_id = EXCLUDED.order_id,
        ticket_id = EXCLUDED.ticket_id, channel = EXCLUDED.channel, language = EXCLUDED.language, template_id = EXCLUDED.template_id,
        openid = EXCLUDED.openid, status = EXCLUDED.status, attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error,
        reason = EXCLUDED.reason, occurred_at = EXCLUDED.occurred_at, sent_at = EXCLUDED.sent_at,
+       receipt_status = EXCLUDED.receipt_status, receipt_at = EXCLUDED.receipt_at,
        created_at = LEAST(e.created_at, EXCLUDED.created_at), updated_at = EXCLUDED.updated_at,
        deleted = EXCLUDED.deleted, record = EXCLUDED.record
      WHERE e.revision < EXCLUDED.revision`,
@@ -168,7 +172,7 @@ async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectO
 function tombstone(sendId: string, at: string): Record<string, unknown> {
   return {
     send_id: sendId, event_id: "", event: "", order_id: null, ticket_id: null, channel: "", language: null, template_id: null, openid: null,
-    status: "deleted", attempts: 0, last_error: null, reason: null, occurred_at: null, sent_at: null, created_at: at, updated_at: at, record: {},
+    status: "deleted", attempts: 0, last_error: null, reason: null, occurred_at: null, sent_at: null, receipt_status: null, receipt_at: null, created_at: at, updated_at: at, record: {},
   };
 }
 

@@ -35,6 +35,9 @@ export interface SendRow {
   reason: string | null;
   occurred_at: string | null;
   sent_at: string | null;
+  /** What the provider's delivery receipt said (e.g. `success`, `failed:user block`), and when. */
+  receipt_status: string | null;
+  receipt_at: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -54,7 +57,7 @@ export class CursorError extends Error {
 }
 
 const COLUMNS =
-  "send_id, revision, event_id, event, order_id, ticket_id, channel, language, template_id, openid, status, attempts, last_error, reason, occurred_at, sent_at, created_at, updated_at";
+  "send_id, revision, event_id, event, order_id, ticket_id, channel, language, template_id, openid, status, attempts, last_error, reason, occurred_at, sent_at, receipt_status, receipt_at, created_at, updated_at";
 
 function toRow(r: Record<string, unknown>): SendRow {
   return {
@@ -74,6 +77,8 @@ function toRow(r: Record<string, unknown>): SendRow {
     reason: (r.reason as string | null) ?? null,
     occurred_at: iso(r.occurred_at),
     sent_at: iso(r.sent_at),
+    receipt_status: (r.receipt_status as string | null) ?? null,
+    receipt_at: iso(r.receipt_at),
     created_at: iso(r.created_at)!,
     updated_at: iso(r.updated_at)!,
   };

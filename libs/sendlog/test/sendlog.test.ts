@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Buckets, type SendRecord } from "@notify/contracts";
-import { MigrationError, migrate, openDb, projectBatch, readMigrations, sqlSafe, truncateProjection, type Db, type KvChange } from "@notify/sendlog";
+import { MigrationError, listSends, migrate, openDb, orderSends, projectBatch, sendStats, readMigrations, sqlSafe, truncateProjection, type Db, type KvChange } from "@notify/sendlog";
 import { startPostgres } from "../../../test/support/postgres.ts";
 
 const record = (sendId: string, status: SendRecord["status"], attempts: number, updatedAt: string, extra: Partial<SendRecord> = {}): SendRecord => ({
@@ -66,17 +66,17 @@ for (const backend of all) {
   t.test(`${backend.name}: migrations apply once, are recorded with their checksum, and a changed file stops the runner`, async (t) => {
     const db = await fresh(backend.db);
     const first = await migrate(db);
-    t.same(first.applied, ["0016_notification_templates.sql"]);
+    t.same(first.applied, readMigrations().map((m) => m.name));
     t.same((await migrate(db)).applied, [], "a second run applies nothing");
     const rows = await db.query<{ name: string; checksum: string }>("SELECT name, checksum FROM schema_migrations");
     t.same(rows, readMigrations().map((m) => ({ name: m.name, checksum: m.checksum })));
     const changed = readMigrations().map((m) => ({ ...m, checksum: "0".repeat(64) }));
     await t.rejects(migrate(db, changed), MigrationError);
-    await t.rejects(migrate(db, []), /does not know: 0016_notification_templates.sql/);
+    await t.rejects(migrate(db, []), /does not know: 0016_notification_templates.sql, 0017_send_receipts.sql/);
     // Two runners at once (the gateway and the projector start together): one applies, neither fails.
     await fresh(db);
     const both = await Promise.all([migrate(db), migrate(db)]);
-    t.same(both.map((r) => r.applied.length).sort(), [0, 1]);
+    t.same(both.map((r) => r.applied.length).sort(), [0, readMigrations().length]);
   });
 
   t.test(`${backend.name}: a record's rows move only forward by revision; redelivery and replay change nothing`, async (t) => {
@@ -100,6 +100,57 @@ for (const backend of all) {
     t.same(history.map((h) => [Number(h.revision), h.status]), [[1, "queued"], [5, "retrying"], [9, "success"]], "each revision once");
     const off = await db.query<{ seq: unknown }>("SELECT seq FROM projector_offsets");
     t.equal(Number(off[0]!.seq), 9, "the offset never moves back either");
+  });
+
+  t.test(`${backend.name}: delivery receipts: delivered / blocked / undelivered with the receipt, the history and the search`, async (t) => {
+    const db = await fresh(backend.db);
+    await migrate(db);
+    const chain = (id: string, final: SendRecord["status"], receipt: string, base: number) => [
+      put(id, base + 1, record(id, "queued", 0, "2026-11-24T08:00:01.000Z")),
+      put(id, base + 2, record(id, "success", 1, "2026-11-24T08:00:02.000Z", { sent_at: "2026-11-24T08:00:02.000Z", wechat_msgid: `${base}001` })),
+      put(id, base + 3, record(id, final, 1, "2026-11-24T08:00:05.000Z", { sent_at: "2026-11-24T08:00:02.000Z", wechat_msgid: `${base}001`, receipt_status: receipt, receipt_at: "2026-11-24T08:00:04.000Z" })),
+    ];
+    // One batch for the first, one revision per batch for the others: both paths.
+    await apply(db, chain("snd_dlv", "delivered", "success", 0));
+    for (const c of chain("snd_blk", "blocked", "failed:user block", 10)) await apply(db, [c]);
+    for (const c of chain("snd_und", "undelivered", "failed: system failed", 20)) await apply(db, [c]);
+    const rows = await db.query<{ send_id: string; status: string; receipt_status: string; receipt_at: Date }>("SELECT send_id, status, receipt_status, receipt_at FROM notification_events ORDER BY send_id");
+    t.same(
+      rows.map((r) => [r.send_id, r.status, r.receipt_status, new Date(r.receipt_at).toISOString()]),
+      [
+        ["snd_blk", "blocked", "failed:user block", "2026-11-24T08:00:04.000Z"],
+        ["snd_dlv", "delivered", "success", "2026-11-24T08:00:04.000Z"],
+        ["snd_und", "undelivered", "failed: system failed", "2026-11-24T08:00:04.000Z"],
+      ],
+    );
+    const history = await db.query<{ send_id: string; status: string }>("SELECT send_id, status FROM notification_event_history ORDER BY send_id, revision");
+    for (const [id, final] of [["snd_dlv", "delivered"], ["snd_blk", "blocked"], ["snd_und", "undelivered"]] as const) {
+      t.same(history.filter((h) => h.send_id === id).map((h) => h.status), ["queued", "success", final], `${id}: queued → success → ${final}`);
+    }
+    const found = await listSends(db, { status: "blocked" }, { limit: 10 });
+    t.same(found.items.map((r) => [r.send_id, r.receipt_status, r.receipt_at]), [["snd_blk", "failed:user block", "2026-11-24T08:00:04.000Z"]], "the search filters by the receipt's status and returns the receipt");
+    const order = await orderSends(db, "O-1", 10);
+    const dlv = order.items.find((r) => r.send_id === "snd_dlv")!;
+    t.same(dlv.history.map((h) => h.status), ["delivered", "success", "queued"], "the order view's history, newest first");
+    const stats = await sendStats(db, { interval: "day", from: "2026-11-24T00:00:00.000Z", to: "2026-11-25T00:00:00.000Z" });
+    t.same(stats.map((s) => [s.status, s.count]).sort(), [["blocked", 1], ["delivered", 1], ["undelivered", 1]], "stats count each receipt status");
+    // A replayed older revision does not take the receipt away.
+    await apply(db, [chain("snd_dlv", "delivered", "success", 0)[1]!]);
+    t.match((await db.query("SELECT status, receipt_status FROM notification_events WHERE send_id = 'snd_dlv'"))[0], { status: "delivered", receipt_status: "success" });
+  });
+
+  t.test(`${backend.name}: the receipts migration fills the columns of rows projected before it`, async (t) => {
+    const db = await fresh(backend.db);
+    const [m16, m17] = readMigrations();
+    await migrate(db, [m16!]);
+    // Rows as the projection wrote them before the receipt columns existed.
+    await db.query(
+      `INSERT INTO notification_events (send_id, revision, event_id, event, channel, status, created_at, updated_at, record) VALUES ('snd_old', 1, 'e', 'order.paid', 'wechat', 'delivered', now(), now(), $1::jsonb), ('snd_bad', 2, 'e', 'order.paid', 'wechat', 'delivered', now(), now(), $2::jsonb)`,
+      [JSON.stringify({ receipt_status: "success", receipt_at: "2026-11-24T08:00:04.000Z" }), JSON.stringify({ receipt_status: "success", receipt_at: "not a time" })],
+    );
+    t.same((await migrate(db, [m16!, m17!])).applied, ["0017_send_receipts.sql"]);
+    const rows = await db.query<{ send_id: string; receipt_status: string; receipt_at: Date | null }>("SELECT send_id, receipt_status, receipt_at FROM notification_events ORDER BY send_id");
+    t.same(rows.map((r) => [r.send_id, r.receipt_status, r.receipt_at && new Date(r.receipt_at).toISOString()]), [["snd_bad", "success", null], ["snd_old", "success", "2026-11-24T08:00:04.000Z"]]);
   });
 
   t.test(`${backend.name}: hostile values never fail a batch`, async (t) => {

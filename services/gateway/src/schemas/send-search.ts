@@ -42,6 +42,8 @@ export const SendRowSchema = Type.Object({
   reason: nullable(Type.String()),
   occurred_at: nullable(Type.String()),
   sent_at: nullable(Type.String()),
+  receipt_status: nullable(Type.String({ description: "The provider's delivery receipt, e.g. success, failed:user block" })),
+  receipt_at: nullable(Type.String({ description: "When the provider reported the delivery" })),
   created_at: Type.String(),
   updated_at: Type.String(),
 });
