@@ -13,7 +13,8 @@ import { Consumers, Streams, type EventEnvelope } from "@notify/contracts";
 import { ensureNatsServer } from "@notify/nats-server";
 import { ensureRedisServer, killAll, root, versionOf } from "./procs.js";
 import { BullmqSkeletonTrial, NatsSkeletonTrial, PipelineTrial, type Shape, type SystemName, type Trial } from "./systems.js";
-import { CpuMeter, machineBusyCores, median, now, round, rssKb, sleep, summarize, type LatencySummary } from "./util.js";
+import { sendlogSection } from "./sendlog.js";
+import { CpuMeter, machineBusyCores, median, now, round, rssKb, sleep, summarize, table, type LatencySummary } from "./util.js";
 
 // ---------------------------------------------------------------- configuration
 
@@ -50,7 +51,19 @@ const cfg = {
     senderConcurrency: Number(opt("sender-concurrency", "BENCH_SENDER_CONCURRENCY", "256")),
     dispatcherConcurrency: Number(opt("dispatcher-concurrency", "BENCH_DISPATCHER_CONCURRENCY", "256")),
   } satisfies Shape,
-  sections: opt("only", "BENCH_ONLY", "saturation,latency,scaling,duplicates,memory").split(","),
+  /** `npm run bench -- sendlog` (section names as plain arguments) is the same as `--only=sendlog`. */
+  sections: (argv.some((a) => !a.startsWith("-")) ? argv.filter((a) => !a.startsWith("-")).join(",") : opt("only", "BENCH_ONLY", "saturation,latency,scaling,duplicates,memory,sendlog")).split(","),
+  sendlog: {
+    rows: Number(opt("sendlog-rows", "BENCH_SENDLOG_ROWS", quick ? "100000" : "1000000")),
+    lagRate: Number(opt("sendlog-rate", "BENCH_SENDLOG_RATE", "1000")),
+    lagSeconds: Number(opt("sendlog-seconds", "BENCH_SENDLOG_SECONDS", quick ? "5" : "15")),
+    saturationN: Number(opt("sendlog-n", "BENCH_SENDLOG_N", quick ? "5000" : "20000")),
+    queryRate: Number(opt("sendlog-query-rate", "BENCH_SENDLOG_QUERY_RATE", "50")),
+    querySeconds: Number(opt("sendlog-query-seconds", "BENCH_SENDLOG_QUERY_SECONDS", quick ? "3" : "6")),
+    httpRate: Number(opt("http-rate", "BENCH_HTTP_RATE", "1000")),
+    httpSeconds: Number(opt("http-seconds", "BENCH_HTTP_SECONDS", quick ? "3" : "8")),
+    rounds: Number(opt("sendlog-rounds", "BENCH_SENDLOG_ROUNDS", quick ? "1" : "2")),
+  },
   /** Saturation compares all of these; latency the three main ones. */
   systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-design,nats-skeleton-http,nats-skeleton-stock").split(",") as SystemName[],
   out: opt("out", "BENCH_OUT", ""),
@@ -561,13 +574,6 @@ async function memory(): Promise<MemoryResult> {
 
 // ---------------------------------------------------------------- report
 
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return [line(cells[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
-}
-
 function gitCommit(): string {
   try {
     return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
@@ -591,11 +597,12 @@ interface Target {
 }
 
 async function main(): Promise<void> {
-  for (const f of ["services/dispatcher/dist/main.js", "services/sender/dist/main.js", "tools/wechat-simulator/dist/main.js", "bench/dist/skeleton-nats.js"]) {
+  for (const f of ["services/dispatcher/dist/main.js", "services/sender/dist/main.js", "services/gateway/dist/main.js", "services/projector/dist/main.js", "tools/wechat-simulator/dist/main.js", "bench/dist/skeleton-nats.js"]) {
     if (!existsSync(path.join(root, f))) throw new Error(`${f} is missing: run \`npm run build\` first`);
   }
   const natsBin = ensureNatsServer({ log });
-  if (cfg.systems.includes("bullmq-skeleton")) redisBin = ensureRedisServer();
+  const usesSystems = cfg.sections.some((s) => s === "saturation" || s === "latency");
+  if (usesSystems && cfg.systems.includes("bullmq-skeleton")) redisBin = ensureRedisServer();
   const meta = {
     date: new Date().toISOString(),
     quick,
@@ -804,6 +811,15 @@ async function main(): Promise<void> {
     );
     const worst = Math.max(...r.processes.map((p) => Math.abs(p.change_pct)));
     targets.push({ target: "worker RSS flat ±10% over the sustained run", value: `worst ${worst}%`, pass: worst <= 10 });
+  }
+
+  // 8: the SQL send log's read side (projection, searches, template routes).
+  if (has("sendlog")) {
+    const r = await sendlogSection({ ...cfg.sendlog, shape: cfg.shape, nodeArgs: cfg.nodeArgs, log });
+    report.sendlog = r.report;
+    out.push(...r.lines);
+    targets.push(...r.targets);
+    problems.push(...r.problems);
   }
 
   meta.loadavg_end = os.loadavg().map((v) => round(v, 2));

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 
 /**
- * A throw-away PostgreSQL server for one test file: initdb in a temporary directory,
+ * A throw-away PostgreSQL server for one test file or bench run (not for production use): initdb in a temporary directory,
  * listening on 127.0.0.1 at a free port with trust auth, stopped and deleted by `stop()`.
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres` user (which
  * Debian's package creates).
