@@ -13,6 +13,8 @@ import { startPostgres } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+// Three full `npm start`s (default, SMS, PostgreSQL), each up to a minute or two on a loaded box.
+t.setTimeout(10 * 60_000);
 
 interface Started {
   sendId: string;
