@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers/promises";
 import { KvWatchInclude, type KV } from "@nats-io/kv";
 import { decodeJson, languageCandidates, parseTemplateKey, templateKey, type Template } from "@notify/contracts";
 import { compileTemplate } from "./compile.js";
@@ -44,7 +45,11 @@ export class TemplateCache {
     const iter = await this.kv.watch({ key: ">", include: KvWatchInclude.UpdatesOnly });
     this.watcher = iter;
     void (async () => {
-      for await (const e of iter) this.apply(e.key, e.operation, e.revision, e.value);
+      for await (const e of iter) {
+        this.apply(e.key, e.operation, e.revision, e.value);
+        // One compile per loop turn: a burst of writes must not block the loop for their sum.
+        await setImmediate();
+      }
     })().catch((err: unknown) => this.opts.onInvalid?.("(watch)", err));
     const keys = await this.kv.keys();
     const stored: string[] = [];

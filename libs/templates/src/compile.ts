@@ -156,8 +156,38 @@ function plus(a: unknown, b: unknown): unknown {
   return (a as number) + (b as number);
 }
 
-/** Compiles a template; throws TemplateError naming the part that does not compile. */
+/**
+ * Compiles a template; throws TemplateError naming the part that does not compile. A value
+ * written around the API can be any JSON: its shape is checked first, and anything else
+ * that throws while compiling it is a TemplateError too, never a crash of the caller.
+ */
 export function compileTemplate(template: Template, revision = 0): CompiledTemplate {
+  checkShape(template);
+  try {
+    return compileChecked(template, revision);
+  } catch (err) {
+    if (err instanceof TemplateError) throw err;
+    throw new TemplateError(`template: does not compile: ${(err as Error).message}`, "template", { cause: err });
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function checkShape(t: unknown): void {
+  if (!isObject(t)) throw new TemplateError("template: is not a JSON object", "template");
+  const ps = t.payload_schema;
+  if (!isObject(ps) && typeof ps !== "boolean") throw new TemplateError("payload_schema: must be a JSON Schema object", "payload_schema");
+  if (!isObject(t.data)) throw new TemplateError("data: must be an object of keyword → expression", "data");
+  for (const [k, f] of Object.entries(t.data)) {
+    if (typeof f !== "string" && !(isObject(f) && typeof f.value === "string")) throw new TemplateError(`data.${k}: must be an expression or { value, color }`, `data.${k}`);
+  }
+  if (t.url !== undefined && typeof t.url !== "string") throw new TemplateError("url: must be a string", "url");
+  if (t.miniprogram !== undefined && !(isObject(t.miniprogram) && (t.miniprogram.pagepath === undefined || typeof t.miniprogram.pagepath === "string"))) {
+    throw new TemplateError("miniprogram: must be { appid, pagepath? }", "miniprogram");
+  }
+}
+
+function compileChecked(template: Template, revision: number): CompiledTemplate {
   const validateFn = compilePayloadSchema(template.payload_schema);
   const fields = Object.entries(template.data).map(([key, f]) => {
     const value = typeof f === "string" ? f : f.value;

@@ -4,3 +4,4 @@ export * from "./types.js";
 export * from "./cache.js";
 export * from "./field-rules.js";
 export * from "./sms.js";
+export * from "./turns.js";

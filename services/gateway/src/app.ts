@@ -11,6 +11,7 @@ import type { SendLogDb } from "./services/send-search.js";
 import { createGatewayMetrics } from "./metrics.js";
 import authPlugin from "./plugins/auth.js";
 import errorHandler from "./plugins/error-handler.js";
+import jsonBody from "./plugins/json-body.js";
 import httpMetrics from "./plugins/http-metrics.js";
 import requestLog from "./plugins/request-log.js";
 import security from "./plugins/security.js";
@@ -71,6 +72,7 @@ export function buildApp(deps: AppDeps): GatewayApp {
   const verifier = createKeyVerifier(deps.settings.apiKeys, deps.settings.auth === "on");
 
   void app.register(errorHandler);
+  void app.register(jsonBody);
   void app.register(requestLog);
   void app.register(security, { rateLimitPerMinute: deps.settings.rateLimitPerMinute, verifier });
   void app.register(swaggerPlugin);

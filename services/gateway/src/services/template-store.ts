@@ -8,7 +8,7 @@ import {
   type TemplateInput,
 } from "@notify/contracts";
 import { isWrongLastSequence } from "@notify/nats";
-import { TemplateCache, TemplateError, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
+import { TemplateCache, TemplateError, Turns, checkTemplateFields, compileTemplate, normalizeTemplate, type CompiledTemplate, type FieldFinding } from "@notify/templates";
 import { HttpError, badRequest, conflict, notFound, preconditionFailed } from "../errors.js";
 
 export interface StoredTemplate {
@@ -49,6 +49,9 @@ export class TemplateStore {
   /** Compiled per key and revision: a preview compiles each revision once. */
   private readonly compiled = new Map<string, CompiledTemplate>();
 
+  /** Compiles take turns on the event loop (a hostile template costs tens of ms). */
+  private readonly turns = new Turns();
+
   /** Memoised list answers, valid while the cache's version is unchanged. */
   private listed: { version: number; byFilter: Map<string, StoredTemplate[]> } = { version: -1, byFilter: new Map() };
 
@@ -83,7 +86,7 @@ export class TemplateStore {
 
   /** `by`: who writes it (the gateway's id of the API key), kept with the revision. */
   async upsert(input: TemplateInput, cond: WriteCondition = {}, by?: string): Promise<StoredTemplate & { created: boolean; warnings: FieldFinding[] }> {
-    const prepared = this.prepare(input);
+    const prepared = await this.turns.run(() => this.prepare(input));
     const template = by ? { ...prepared.template, updated_by: by } : prepared.template;
     const saved = await this.write(template, cond);
     await this.cache?.seen(keyOf(template), saved.revision);
@@ -142,7 +145,7 @@ export class TemplateStore {
     const { updated_at: _at, updated_by: _by, rolled_back_to: _to, ...content } = item.template;
     let prepared: { template: Template; warnings: FieldFinding[] };
     try {
-      prepared = this.prepare(content as TemplateInput);
+      prepared = await this.turns.run(() => this.prepare(content as TemplateInput));
     } catch (err) {
       // Stored before a rule existed: restoring it would store what the API refuses today.
       if (err instanceof HttpError && err.statusCode === 400) {
@@ -237,19 +240,20 @@ export class TemplateStore {
         if (!stored) continue;
         const compiled = this.cache.get(event, channel, language);
         // A stored value that does not compile is not in the compiled view: compile() says why (409).
-        return compiled && compiled.revision === stored.revision ? compiled : this.compile(stored);
+        return compiled && compiled.revision === stored.revision ? compiled : this.turns.run(() => this.compile(stored, templateKey(event, channel, language)));
       }
       return null;
     }
     for (const language of languageCandidates(locale)) {
       const stored = await this.get(templateKey(event, channel, language));
-      if (stored) return this.compile(stored);
+      if (stored) return this.turns.run(() => this.compile(stored, templateKey(event, channel, language)));
     }
     return null;
   }
 
-  private compile(stored: StoredTemplate): CompiledTemplate {
-    const id = `${keyOf(stored.template)}@${stored.revision}`;
+  /** `key`: where it is stored (a value written around the API may not even be an object). */
+  private compile(stored: StoredTemplate, key: string): CompiledTemplate {
+    const id = `${key}@${stored.revision}`;
     let c = this.compiled.get(id);
     if (!c) {
       try {
