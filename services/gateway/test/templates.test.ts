@@ -2,6 +2,7 @@ import t from "tap";
 import { templateKey } from "@notify/contracts";
 import { TemplateCache, enforceFieldRules } from "@notify/templates";
 import { AUTH, appFor, paidTemplate, startNats } from "./fixtures/helpers.js";
+import { waitFor } from "../../../test/support/wait.js";
 
 const nats = await startNats(t);
 
@@ -229,7 +230,12 @@ t.test("gateway - preview of a stored template that does not compile answers 409
   const bad = { ...paidTemplate({ event: "ticket.expired", channel: "sms", payload_schema: { type: "objekt" } }), enabled: true, updated_at: new Date().toISOString() };
   await nats.topology.buckets.templates.put(key, JSON.stringify(bad));
   t.teardown(() => nats.topology.buckets.templates.purge(key));
-  const res = await app.inject({ method: "POST", url: "/notifications/preview", headers: AUTH, payload: { event: "ticket.expired", channel: "sms", data: {} } });
+  // Written around the API, so nothing waits for the gateway's watched cache: poll until it has it.
+  const preview = () => app.inject({ method: "POST", url: "/notifications/preview", headers: AUTH, payload: { event: "ticket.expired", channel: "sms", data: {} } });
+  const res = await waitFor(async () => {
+    const r = await preview();
+    return r.statusCode === 404 ? null : r;
+  }, "the gateway's cache to see the stored template", 10_000);
   t.equal(res.statusCode, 409);
   t.equal(res.json().details.field, "payload_schema");
   t.match(res.json().message, /ticket\.expired\.sms\.zh-CN@\d+ does not compile/);
