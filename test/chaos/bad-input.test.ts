@@ -1,36 +1,22 @@
 import t from "tap";
-import { connect, headers } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
 import { MAX_ENVELOPE_BYTES, Status, Subjects, encodeJson, lockKey, templateKey, type EventEnvelope, type SendRecord } from "@notify/contracts";
 import { rejectedRecordId } from "@notify/dispatcher";
-import { RecordStore, ensureTopology } from "@notify/nats";
-import { NatsServer } from "@notify/nats-server";
-import { startSimulator } from "@notify/wechat-simulator";
 import { repair } from "@notify/templates";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
-import { Processes, putTemplate, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, workerEnv } from "../support/chaos.js";
+import { chaosBed, putTemplate, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, workerEnv } from "../support/chaos.js";
 
 const API_KEY = "chaos-bad-input-key-6d0a41f9c3";
 const enc = new TextEncoder();
 let corpusId = 0;
 
 t.test("chaos - bad input on the bus and over HTTP: clear 4xx or a recorded rejected/failed; services stay up", async (t) => {
-  const server = await NatsServer.start();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc);
-  const records = new RecordStore(topo.buckets.records);
-  const js = jetstream(nc);
-  const sim = await startSimulator();
-  t.teardown(() => sim.close());
+  const { server, nc, topo, records, js, sim, procs } = await chaosBed(t);
   // The order id travels in the link only: a character_string keyword takes at most 32
   // ASCII characters (WeChat's rule), which most of the odd ids below break on purpose.
   await putTemplate(topo.buckets.templates, paidTemplate({ data: { thing1: "{{title}}", amount2: "¥{{amount}}" } }));
 
-  const procs = new Processes();
-  t.teardown(() => procs.stopAll());
   const env = workerEnv(server.url, sim);
   const [dispatcher, sender, gateway] = await Promise.all([
     procs.startReady("dispatcher", env),

@@ -4,33 +4,19 @@
 import t from "tap";
 import fc from "fast-check";
 import { connect, type MsgHdrs } from "@nats-io/transport-node";
-import { HeaderNames, Streams, Subjects, sendIdFor, type SendJob } from "@notify/contracts";
+import { HeaderNames, Streams, Subjects, type SendJob } from "@notify/contracts";
 import { ensureTopology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { createLogger } from "@notify/log";
 import { buildApp } from "@notify/gateway";
 import { createDlqMonitor } from "@notify/dlq-monitor";
+import { paidJob } from "../support/fixtures.js";
 
 const API_KEY = "chaos-dlq-garbage-key-0b1e55";
 const AUTH = { authorization: `Bearer ${API_KEY}` };
 const MESSAGES = 300;
 
-const job = (n: number): SendJob => {
-  const send_id = sendIdFor({ event: "order.paid", order_id: `O-G-${n}`, ticket_id: null, channel: "wechat" });
-  return {
-    send_id,
-    event_id: `evt_g_${n}`,
-    event: "order.paid",
-    channel: "wechat",
-    order_id: `O-G-${n}`,
-    ticket_id: null,
-    openid: "oTraveller1",
-    language: "zh-CN",
-    template_id: "TPL_PAID_V1",
-    occurred_at: "2026-11-24T08:00:00Z",
-    payload: { touser: "oTraveller1", template_id: "TPL_PAID_V1", client_msg_id: send_id, data: { thing1: { value: "West Lake" } } },
-  };
-};
+const job = (n: number): SendJob => paidJob(`O-G-${n}`, `evt_g_${n}`);
 const JOB_FIELDS = [...Object.keys(job(0)), "payload.data", "__proto__", "constructor"];
 
 /** A job with some fields replaced by arbitrary JSON (or removed). */

@@ -1,15 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
-import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
 import { Status } from "@notify/contracts";
-import { RecordStore, ensureTopology } from "@notify/nats";
-import { NatsServer } from "@notify/nats-server";
-import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import type { ServiceProcess } from "../support/processes.js";
 import {
-  Processes,
   deliveredShare,
   putTemplate,
   readRecords,
@@ -21,27 +15,18 @@ import {
   waitDelivered,
   waitSendsEmpty,
   workerEnv,
+  chaosBed,
 } from "../support/chaos.js";
 
 const EVENTS = 2000;
 const KILL_EVERY_MS = 300;
 
 t.test("chaos - sender processes killed with SIGKILL mid-flight: every key delivered exactly once", async (t) => {
-  const server = await NatsServer.start();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc);
-  const records = new RecordStore(topo.buckets.records);
-  const js = jetstream(nc);
-  const sim = await startSimulator();
-  t.teardown(() => sim.close());
+  const { server, topo, records, js, sim, procs } = await chaosBed(t);
   // WeChat latency keeps calls in flight long enough for a kill to land mid-call.
   sim.setFault({ kind: "latency", ms: 150 });
   await putTemplate(topo.buckets.templates, paidTemplate());
 
-  const procs = new Processes();
-  t.teardown(() => procs.stopAll());
   const env = workerEnv(server.url, sim, { SENDER_CONCURRENCY: "16" });
   await procs.startReady("dispatcher", env);
   const slots: ServiceProcess[] = await Promise.all(["sender-a", "sender-b"].map((l) => procs.startReady("sender", env, l)));

@@ -2,16 +2,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
-import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
 import { FailReason, Status, Streams, Subjects, decodeJson, type AlertFact, type EventEnvelope } from "@notify/contracts";
-import { RecordStore, ensureTopology, readDlqMeta } from "@notify/nats";
-import { NatsServer } from "@notify/nats-server";
+import { readDlqMeta } from "@notify/nats";
 import { buildApp } from "@notify/gateway";
-import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
-import { Processes, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "../support/chaos.js";
+import { chaosBed, putTemplate, readRecords, sendIdOf, stopwatch, summaryLine, tally, waitDelivered, waitSendsEmpty, workerEnv } from "../support/chaos.js";
 
 const OUTAGE_MS = 6000;
 const RETRY_BASE_MS = 200;
@@ -20,15 +16,7 @@ const DLQ_ALERT_THRESHOLD = 10;
 const API_KEY = "chaos-outage-key-3b9f0c2e71";
 
 t.test("chaos - WeChat answers -1 for a while: exponential retries, exhausted jobs dead-lettered, one alert each, replay delivers", async (t) => {
-  const server = await NatsServer.start();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc);
-  const records = new RecordStore(topo.buckets.records);
-  const js = jetstream(nc);
-  const sim = await startSimulator();
-  t.teardown(() => sim.close());
+  const { server, nc, topo, records, js, sim, procs } = await chaosBed(t);
   await putTemplate(topo.buckets.templates, paidTemplate());
 
   // The alert webhook: a local HTTP endpoint that keeps what it is sent.
@@ -48,8 +36,6 @@ t.test("chaos - WeChat answers -1 for a while: exponential retries, exhausted jo
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
   t.teardown(() => new Promise<void>((r) => hook.close(() => r())));
 
-  const procs = new Processes();
-  t.teardown(() => procs.stopAll());
   const env = workerEnv(server.url, sim, { RETRY_BASE_MS: String(RETRY_BASE_MS) });
   await Promise.all([
     procs.startReady("dispatcher", env),

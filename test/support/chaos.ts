@@ -2,11 +2,13 @@
 // Each scenario file starts its own nats-server (or cluster), its own WeChat simulator
 // and its own service processes, and prints one summary line per scenario.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { JetStreamClient, JetStreamManager, PubAck } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
 import { Streams, Subjects, decodeJson, encodeJson, sendIdFor, templateKey, type EventEnvelope, type SendRecord, type Template } from "@notify/contracts";
-import { RecordStore } from "@notify/nats";
-import type { Simulator } from "@notify/wechat-simulator";
+import { RecordStore, ensureTopology, type Topology } from "@notify/nats";
+import { NatsServer } from "@notify/nats-server";
+import { startSimulator, type Simulator } from "@notify/wechat-simulator";
 import { startService, type ServiceName, type ServiceProcess } from "./processes.js";
 import { waitFor } from "./wait.js";
 
@@ -215,4 +217,29 @@ export class Processes {
 export function stopwatch(): () => number {
   const t0 = Date.now();
   return () => Date.now() - t0;
+}
+
+/** What a scenario runs on: one nats-server with the topology, a WeChat simulator, a process set. */
+export interface ChaosBed {
+  server: NatsServer;
+  nc: NatsConnection;
+  topo: Topology;
+  records: RecordStore;
+  js: JetStreamClient;
+  sim: Simulator;
+  procs: Processes;
+}
+
+/** The set-up every single-server scenario starts with; everything is torn down with `t`. */
+export async function chaosBed(t: { teardown(fn: () => unknown): void }): Promise<ChaosBed> {
+  const server = await NatsServer.start();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
+  t.teardown(() => nc.close());
+  const topo = await ensureTopology(nc);
+  const sim = await startSimulator();
+  t.teardown(() => sim.close());
+  const procs = new Processes();
+  t.teardown(() => procs.stopAll());
+  return { server, nc, topo, records: new RecordStore(topo.buckets.records), js: jetstream(nc), sim, procs };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { EventEnvelope, Template, TemplateInput } from "@notify/contracts";
+import { sendIdFor, type EventEnvelope, type SendJob, type Template, type TemplateInput } from "@notify/contracts";
 import { normalizeTemplate } from "@notify/templates";
 
 let n = 0;
@@ -38,5 +38,23 @@ export function paidTemplate(over: Partial<Template> = {}): Template {
   return {
     ...normalizeTemplate(paidTemplateBody({ template_id: "TPL_PAID_ZH", data: { thing1: "{{title}}", amount2: "¥{{amount}}", character_string3: "{{order_id}}" } })),
     ...over,
+  };
+}
+
+/** A rendered WeChat job for `order.paid` of `order_id`, as the dispatcher publishes it (DLQ tests build these by hand). */
+export function paidJob(order_id: string, event_id = `evt_${order_id}`): SendJob {
+  const send_id = sendIdFor({ event: "order.paid", order_id, ticket_id: null, channel: "wechat" });
+  return {
+    send_id,
+    event_id,
+    event: "order.paid",
+    channel: "wechat",
+    order_id,
+    ticket_id: null,
+    openid: "oTraveller1",
+    language: "zh-CN",
+    template_id: "TPL_PAID_V1",
+    occurred_at: "2026-11-24T08:00:00Z",
+    payload: { touser: "oTraveller1", template_id: "TPL_PAID_V1", client_msg_id: send_id, data: { thing1: { value: "West Lake" } } },
   };
 }

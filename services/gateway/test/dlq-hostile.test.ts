@@ -3,24 +3,13 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 import { HeaderNames, Streams, Subjects, encodeJson, sendIdFor, type SendJob, type SmsPayload } from "@notify/contracts";
 import { publishToDlq } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
+import { paidJob } from "../../../test/support/fixtures.js";
 
 const nats = await startNats(t);
 const js = nats.topology.jsm.jetstream();
 
-const send_id = sendIdFor({ event: "order.paid", order_id: "O-HOSTILE-OK", ticket_id: null, channel: "wechat" });
-const goodJob: SendJob = {
-  send_id,
-  event_id: "evt_hostile_ok",
-  event: "order.paid",
-  channel: "wechat",
-  order_id: "O-HOSTILE-OK",
-  ticket_id: null,
-  openid: "oTraveller1",
-  language: "zh-CN",
-  template_id: "TPL_PAID_V1",
-  occurred_at: "2026-11-24T08:00:00Z",
-  payload: { touser: "oTraveller1", template_id: "TPL_PAID_V1", client_msg_id: send_id, data: { thing1: { value: "West Lake" } } },
-};
+const goodJob: SendJob = paidJob("O-HOSTILE-OK", "evt_hostile_ok");
+const send_id = goodJob.send_id;
 
 /** Raw header bytes, as any NATS client (not only ours) can send them. */
 const rawHeaders = (lines: string): MsgHdrs => ({ encode: () => Buffer.from(`NATS/1.0\r\n${lines}\r\n`) }) as unknown as MsgHdrs;

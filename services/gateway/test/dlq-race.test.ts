@@ -1,7 +1,8 @@
 import t from "tap";
-import { HeaderNames, Status, Streams, sendIdFor, type SendJob, type SendRecord } from "@notify/contracts";
+import { HeaderNames, Status, Streams, type SendJob, type SendRecord } from "@notify/contracts";
 import { RecordStore, deleteIfPresent, publishToDlq, streamConfigs } from "@notify/nats";
 import { AUTH, appFor, startNats } from "./fixtures/helpers.js";
+import { paidJob } from "../../../test/support/fixtures.js";
 
 const nats = await startNats(t);
 const { jsm } = nats.topology;
@@ -12,20 +13,8 @@ let n = 0;
 /** A job recorded `dead` and copied to the DLQ, as the DLQ monitor leaves it. */
 async function deadLetter(): Promise<{ job: SendJob; seq: number }> {
   const order_id = `O-RACE-${++n}`;
-  const send_id = sendIdFor({ event: "order.paid", order_id, ticket_id: null, channel: "wechat" });
-  const job: SendJob = {
-    send_id,
-    event_id: `evt_race_${n}`,
-    event: "order.paid",
-    channel: "wechat",
-    order_id,
-    ticket_id: null,
-    openid: "oTraveller1",
-    language: "zh-CN",
-    template_id: "TPL_PAID_V1",
-    occurred_at: "2026-11-24T08:00:00Z",
-    payload: { touser: "oTraveller1", template_id: "TPL_PAID_V1", client_msg_id: send_id, data: { thing1: { value: "West Lake" } } },
-  };
+  const job: SendJob = paidJob(order_id, `evt_race_${n}`);
+  const send_id = job.send_id;
   const { payload: _p, ...rest } = job;
   const dead: SendRecord = { ...rest, status: Status.dead, attempts: 5, reason: "max_deliveries", last_error: "errcode -1", updated_at: new Date().toISOString() };
   await records.write(send_id, () => dead);

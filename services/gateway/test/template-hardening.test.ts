@@ -2,32 +2,17 @@
 // nats-server and the WeChat simulator: refused at upsert with the place named, and when
 // written around the API (straight into KV) recorded per event, never a crash or a stall.
 import t, { type Test } from "tap";
-import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
 import { Status, Subjects, encodeJson, type EventEnvelope, type SendRecord } from "@notify/contracts";
-import { RecordStore, ensureTopology } from "@notify/nats";
-import { NatsServer } from "@notify/nats-server";
-import { startSimulator } from "@notify/wechat-simulator";
 import { paidEvent, paidTemplate, paidTemplateBody } from "../../../test/support/fixtures.js";
 import { waitFor } from "../../../test/support/wait.js";
-import { Processes, putTemplate, sendIdOf, waitDelivered, workerEnv } from "../../../test/support/chaos.js";
+import { chaosBed, putTemplate, sendIdOf, waitDelivered, workerEnv } from "../../../test/support/chaos.js";
 
 const API_KEY = "hardening-key-3e9c1d7a55b0";
 
 t.test("template hardening - classes 1-3 through the real services", async (t) => {
-  const server = await NatsServer.start();
-  t.teardown(() => server.stop());
-  const nc = await connect({ servers: server.url, noAsyncTraces: true });
-  t.teardown(() => nc.close());
-  const topo = await ensureTopology(nc);
-  const records = new RecordStore(topo.buckets.records);
-  const js = jetstream(nc);
-  const sim = await startSimulator();
-  t.teardown(() => sim.close());
+  const { server, topo, records, js, sim, procs } = await chaosBed(t);
   await putTemplate(topo.buckets.templates, paidTemplate({ data: { thing1: "{{title}}", amount2: "¥{{amount}}" } }));
 
-  const procs = new Processes();
-  t.teardown(() => procs.stopAll());
   const env = workerEnv(server.url, sim);
   const [dispatcher, , gateway] = await Promise.all([
     // Generous start-up time: the suite shares a small machine.

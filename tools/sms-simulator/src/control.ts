@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SmsFaultSpecError, parseSmsFaultSpec } from "./faults.js";
-import { parseJson, readBody, sendJson } from "./http-util.js";
+import { parseJson, readBody, sendJson } from "@notify/sim-http";
 import { pushReports, reportFor } from "./reports.js";
 import type { SmsSimState } from "./state.js";
 

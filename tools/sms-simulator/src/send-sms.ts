@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SmsFaultKind } from "./faults.js";
-import { parseJson, readBody, sendJson } from "./http-util.js";
+import { parseJson, readBody, sendJson } from "@notify/sim-http";
 import { scheduleReport } from "./reports.js";
 import type { SmsMessage, SmsSimState } from "./state.js";
 import { checkTc3 } from "./tc3.js";

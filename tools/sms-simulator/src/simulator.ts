@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CONTROL_PREFIX, control } from "./control.js";
 import type { SmsFault, SmsFaultSpec } from "./faults.js";
-import { BodyTooLargeError, sendJson } from "./http-util.js";
+import { BodyTooLargeError, sendJson } from "@notify/sim-http";
 import { pushReports, reportFor } from "./reports.js";
 import { sendSms } from "./send-sms.js";
 import { DEFAULT_SDK_APP_ID, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, SmsSimState, type ReportPush, type SmsMessage, type SmsSimStats, type SmsSimulatorOptions } from "./state.js";

@@ -1,55 +1,5 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { jsonSender } from "@notify/sim-http";
 
-/** Bodies above this are refused: nothing WeChat accepts is near it. */
-export const MAX_BODY_BYTES = 256 * 1024;
-
-export class BodyTooLargeError extends Error {
-  override name = "BodyTooLargeError";
-}
-
-export function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new BodyTooLargeError(`body larger than ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-/** WeChat answers `application/json; encoding=utf-8`. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  if (res.destroyed || res.writableEnded) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; encoding=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-export function sendText(res: ServerResponse, status: number, text: string): void {
-  if (res.destroyed || res.writableEnded) return;
-  res.writeHead(status, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** Splits `path?query` without building a URL object (this runs thousands of times a second). */
-export function splitUrl(url: string | undefined): { path: string; query: URLSearchParams } {
-  const u = url ?? "/";
-  const q = u.indexOf("?");
-  return q < 0 ? { path: u, query: new URLSearchParams() } : { path: u.slice(0, q), query: new URLSearchParams(u.slice(q + 1)) };
-}
-
-export function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
+// The simulators' shared HTTP kit, with WeChat's content type: `application/json; encoding=utf-8`.
+export { BodyTooLargeError, parseJson, readBody, sendText, splitUrl } from "@notify/sim-http";
+export const sendJson = jsonSender("application/json; encoding=utf-8");
