@@ -269,7 +269,7 @@ async function main() {
   if (!realWeChat) say(`Delivered:   curl -s http://127.0.0.1:${ports.simulator}/_sim/messages`);
   if (sms?.simulator) say(`SMS:         curl -s ${sms.simulator}/_sim/messages   (publish ticket.expired with recipient.phone)`);
   else if (!smsOn) say("SMS:         off (CHANNELS=wechat,sms npm start turns it on against the SMS simulator)");
-  say(`Postman:     npx newman run postman/notification-orchestrator.postman_collection.json -e postman/local.postman_environment.json --env-var baseUrl=${base} --env-var apiKey=${key}`);
+  say(`Postman:     npx newman run postman/notification-orchestrator.postman_collection.json -e postman/local.postman_environment.json --env-var gatewayPort=${ports.gateway} --env-var apiKey=${key}`);
   say(`Metrics:     ${base}/metrics, http://127.0.0.1:${ports.metrics}..${ports.metrics + 3}/metrics`);
   say(`Send log:    ${sendlog.where}`);
   say(`             curl -s -H 'authorization: Bearer ${key}' '${base}/notifications/sends?status=failed&limit=20'`);

@@ -83,6 +83,11 @@ export function startService(name: ServiceName, env: Record<string, string>, lab
   return new ServiceProcess(label, proc);
 }
 
+/** A simulator's main.js (tools/<name>/dist). */
+export function toolMainJs(name: "wechat-simulator" | "sms-simulator"): string {
+  return path.join(root, "tools", name, "dist", "main.js");
+}
+
 /** A script of test/support (a test seam standing in for a main.js). */
 export function supportScript(file: string): string {
   return path.join(root, "test", "support", file);
@@ -92,8 +97,8 @@ export function supportScript(file: string): string {
  * Runs a service's main.js to its exit with `env` only (no defaults), for start-up failures:
  * the exit code and everything it printed.
  */
-export function runToExit(name: ServiceName, env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [mainJs(name)], { cwd: root, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function runToExit(name: ServiceName, env: Record<string, string>, timeoutMs = 20_000, script: string = mainJs(name)): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [script], { cwd: root, env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   proc.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
