@@ -31,6 +31,11 @@ export const REDACT_PATHS = [
   "req.headers.cookie",
   "headers.authorization",
   "config.WECHAT_APP_SECRET",
+  // The receipt callback's token signs WeChat's pushes; the AES key decrypts them.
+  "config.WECHAT_CALLBACK_TOKEN",
+  "config.WECHAT_ENCODING_AES_KEY",
+  "encodingAesKey",
+  "*.encodingAesKey",
   "config.TENCENT_SECRET_KEY",
   "secretKey",
   "*.secretKey",
