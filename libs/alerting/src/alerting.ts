@@ -5,6 +5,7 @@ import { Counter, type Metrics } from "@notify/metrics";
 import type { AlertingSettings } from "./config.js";
 import { AlertRules, toObservation, type RaisedAlert } from "./rules.js";
 import { AlertWebhook } from "./webhook.js";
+import { PROVIDER_ALERT_KINDS } from "./provider-alerts.js";
 
 export interface AlertingOptions {
   js: JetStreamClient;
@@ -90,8 +91,14 @@ export class Alerting {
   }
 
   private async onFact(m: JsMsg): Promise<void> {
-    const raised = this.rules.observe(toObservation(m.subject, m.data, m.seq), this.now(), !this.caughtUp);
+    const live = this.caughtUp;
+    const observation = toObservation(m.subject, m.data, m.seq);
+    const raised = this.rules.observe(observation, this.now(), !live);
     for (const r of raised) await this.raise(r);
+    // A sender's own alert (quota, token budget) was published, logged and counted by the
+    // sender; this unit adds the operator's webhook. Live facts only: a replayed one was
+    // forwarded before the restart.
+    if (live && observation.kind === "alert" && PROVIDER_ALERT_KINDS.has(observation.alert.kind)) this.forward(observation.alert);
     if (!this.caughtUp && (m.seq >= this.catchUpTarget || m.info.pending === 0)) this.markCaughtUp();
   }
 
@@ -126,6 +133,12 @@ export class Alerting {
     this.o.log.error({ alert: fact }, `ALERT ${fact.kind}: ${fact.message}`);
     this.webhook?.enqueue(fact);
     this.o.onAlert?.(fact);
+  }
+
+  /** Hands a provider's alert to the webhook (the fact itself is already on the stream). */
+  private forward(fact: AlertFact): void {
+    this.o.log.info({ alert_kind: fact.kind, channel: fact.channel }, "provider alert forwarded to the webhook");
+    this.webhook?.enqueue(fact);
   }
 
   /** Schedules a DLQ depth check; concurrent requests fold into one more check. */

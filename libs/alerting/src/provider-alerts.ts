@@ -6,6 +6,9 @@ import type { Metrics } from "@notify/metrics";
 /** Alerts a service raises itself, from one provider answer (a sender's daily quota, its token refresh budget). */
 export type ProviderAlert = (kind: AlertFact["kind"], channel: string, message: string, measure?: { value: number; threshold: number }) => void;
 
+/** The kinds a sender raises itself; the alerting unit forwards them to the webhook. */
+export const PROVIDER_ALERT_KINDS: ReadonlySet<AlertFact["kind"]> = new Set(["quota_exceeded", "quota_usage", "token_refresh_budget"]);
+
 /** Alerts of one kind and channel published within this window are stored once (the message id). */
 export const PROVIDER_ALERT_WINDOW_MS = 120_000;
 

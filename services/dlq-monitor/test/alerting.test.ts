@@ -1,6 +1,9 @@
 import t, { type Test } from "tap";
 import { FailReason, Subjects, encodeJson, type AlertFact } from "@notify/contracts";
 import { publishToDlq } from "@notify/nats";
+import { jetstream } from "@nats-io/jetstream";
+import { createMetrics } from "@notify/metrics";
+import { createProviderAlert } from "@notify/alerting";
 import { createDlqMonitor, type DlqMonitor, type DlqMonitorSettings } from "@notify/dlq-monitor";
 import { alertFacts, captureLogger, counterValue, failJobs, queueJob, startEnv, startWebhookServer, waitFor, type Env } from "../test-support/helpers.js";
 
@@ -170,4 +173,22 @@ t.test("dlq-monitor - replicas deciding the same alert publish it once", async (
   t.equal((await alertFacts(e.jsm, "consecutive_failures")).length, 1, "one alert fact");
   t.equal(r1.alerts.length + r2.alerts.length, 1, "raised by one replica");
   t.equal(hook.requests.length, 1, "one webhook call");
+});
+
+t.test("dlq-monitor - a sender's quota alert reaches the operator's webhook once", async (t) => {
+  const e = await env(t);
+  const hook = await startWebhookServer();
+  t.teardown(() => hook.close());
+  const h = await startMonitor(t, e, { webhook: { url: hookUrl(hook.url), timeoutMs: 2000, retries: 0, backoffMs: 50 } });
+  // Two sender replicas hit 45009 in the same window: one fact on the stream, one webhook call.
+  const senderLogs = captureLogger("sender");
+  const replicas = [0, 1].map(() => createProviderAlert({ js: jetstream(e.nc), log: senderLogs.log, metrics: createMetrics("sender") }));
+  for (const raise of replicas) raise("quota_exceeded", "wechat", "45009: reach max api daily quota limit");
+  await waitFor(() => hook.requests.length >= 1, "webhook called");
+  await waitFor(async () => (await alertFacts(e.jsm, "quota_exceeded")).length === 1, "one fact stored");
+  await h.monitor.webhook!.idle();
+  t.equal(hook.requests.length, 1, "one webhook call for the window");
+  t.match(JSON.parse(hook.requests[0]!.body), { kind: "quota_exceeded", channel: "wechat" }, "the webhook carries the sender's alert");
+  t.equal(h.alerts.length, 0, "the monitor raised nothing of its own");
+  assertNoSecrets(t, h.logs.text());
 });
