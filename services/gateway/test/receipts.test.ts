@@ -9,6 +9,7 @@ import { WeChatClient } from "@notify/wechat";
 import { ReceiptStatus, startSimulator } from "@notify/wechat-simulator";
 import { buildApp } from "@notify/gateway";
 import { settings, startNats } from "./fixtures/helpers.js";
+import { waitForStatus } from "../../../test/support/wait.js";
 
 const TOKEN = "receiptToken42";
 const AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -42,14 +43,7 @@ t.test("gateway - WeChat delivery receipts", async (t) => {
     await records.write(sendId, (c) => ({ ...c!, status: Status.success, attempts: 1, wechat_msgid: r.msgid, sent_at: now }));
     return { sendId, msgid: r.msgid };
   };
-  const waitStatus = async (sendId: string, status: Status) => {
-    for (let i = 0; i < 200; i++) {
-      const cur = await records.get(sendId);
-      if (cur?.record.status === status) return cur.record;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${sendId} never reached ${status} (is ${(await records.get(sendId))?.record.status})`);
-  };
+  const waitStatus = (sendId: string, status: Status) => waitForStatus(records, sendId, status);
   /** The simulator's automatic push of msgid, once answered. */
   const answeredPush = async (msgid: string) => {
     for (let i = 0; i < 200; i++) {

@@ -9,6 +9,7 @@ import { TencentSmsClient } from "@notify/sms";
 import { startSmsSimulator } from "@notify/sms-simulator";
 import { buildApp, loadGatewayConfig, smsReportSettings } from "@notify/gateway";
 import { settings, startNats } from "./fixtures/helpers.js";
+import { waitForStatus } from "../../../test/support/wait.js";
 
 const TOKEN = "sms-callback-0d9f8e7c6b5a4";
 const CREDS = { secretId: "AKIDreports", secretKey: "reports-sms-key", sdkAppId: "1400222333" };
@@ -48,14 +49,7 @@ t.test("gateway - SMS status reports", async (t) => {
     await records.write(sendId, (c) => ({ ...c!, status: Status.success, attempts: 1, sms_serial_no: r.serialNo, sent_at: now }));
     return { sendId, sid: r.serialNo, phone };
   };
-  const waitStatus = async (sendId: string, status: Status) => {
-    for (let i = 0; i < 200; i++) {
-      const cur = await records.get(sendId);
-      if (cur?.record.status === status) return cur.record;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${sendId} never reached ${status} (is ${(await records.get(sendId))?.record.status})`);
-  };
+  const waitStatus = (sendId: string, status: Status) => waitForStatus(records, sendId, status);
 
   await t.test("without TENCENT_SMS_CALLBACK_TOKEN the route does not exist (404)", async (t) => {
     t.equal(smsReportSettings(loadGatewayConfig({ GATEWAY_API_KEYS: "k" })), undefined, "the default config has no SMS callback");
