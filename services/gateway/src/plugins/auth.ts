@@ -1,7 +1,7 @@
 import type { FastifyInstance, onRequestHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { KeyVerifier } from "../auth.js";
-import { HttpError } from "../errors.js";
+import { httpError } from "../errors.js";
 import { Errors } from "../schemas/common.js";
 import { BEARER_SCHEME } from "./swagger.js";
 
@@ -38,7 +38,7 @@ async function auth(app: FastifyInstance, opts: AuthOptions): Promise<void> {
       return done();
     }
     void reply.header("www-authenticate", 'Bearer realm="notifications"');
-    done(new HttpError(401, "a valid bearer key is required: Authorization: Bearer <key>"));
+    done(httpError(401, "a valid bearer key is required: Authorization: Bearer <key>"));
   };
   app.decorate("authenticate", authenticate);
   app.decorateRequest("apiKeyId", "");

@@ -1,5 +1,5 @@
 import { CursorError, listSends, orderSends, sendStats, type Db, type Projector, type ProjectorStatus, type SendFilter, type StatsQuery } from "@notify/sendlog";
-import { HttpError, badRequest } from "../errors.js";
+import { HttpError, badRequest, httpError } from "../errors.js";
 
 /** Where the gateway's SQL send log comes from (main.ts decides; tests pass their own). */
 export interface SendLogDb {
@@ -61,13 +61,13 @@ export class SendSearch {
   }
 
   private async run<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    if (!this.source) throw new HttpError(503, this.problem);
+    if (!this.source) throw httpError(503, this.problem);
     try {
       return await fn(this.source.db);
     } catch (err) {
       if (err instanceof CursorError) throw badRequest(err.message, { field: "cursor" });
       if (err instanceof HttpError) throw err;
-      throw new HttpError(503, `the send log database is unavailable (${this.source.db.kind}): retry later`, undefined, { cause: err });
+      throw httpError(503, `the send log database is unavailable (${this.source.db.kind}): retry later`, undefined, { cause: err });
     }
   }
 }
