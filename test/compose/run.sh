@@ -45,26 +45,8 @@ fi
 docker_bin=$(command -v /usr/bin/docker || command -v docker)
 docker() { "$docker_bin" "$@"; }
 
-# Compose v2: an installed CLI plugin, else Debian trixie's package unpacked into the cache
-# with a private apt sources list (the system's apt state is not touched).
-compose_bin=""
-for p in /usr/libexec/docker/cli-plugins/docker-compose /usr/local/lib/docker/cli-plugins/docker-compose \
-         /usr/lib/docker/cli-plugins/docker-compose "$cache/compose-plugin/usr/libexec/docker/cli-plugins/docker-compose"; do
-  [ -x "$p" ] && { compose_bin=$p; break; }
-done
-if [ -z "$compose_bin" ]; then
-  say "downloading Debian trixie's docker-compose into $cache/compose-plugin"
-  apt_dir=$cache/apt
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs"
-  signed=""; [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && signed=" [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
-  echo "deb$signed ${DEBIAN_MIRROR:-http://deb.debian.org/debian} trixie main" > "$apt_dir/sources.list"
-  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives" -o APT::Sandbox::User=root)
-  apt-get "${apt_opts[@]}" -q update
-  (cd "$apt_dir/debs" && rm -f ./*.deb && apt-get "${apt_opts[@]}" -q download docker-compose/trixie)
-  rm -rf "$cache/compose-plugin" && dpkg-deb -x "$apt_dir"/debs/docker-compose_*.deb "$cache/compose-plugin"
-  compose_bin=$cache/compose-plugin/usr/libexec/docker/cli-plugins/docker-compose
-fi
+# Compose v2: an installed CLI plugin, else Debian trixie's package unpacked into the cache.
+compose_bin=$(test/compose/compose-bin.sh)
 project=notifyci
 compose() { "$compose_bin" -p "$project" -f "$repo/docker-compose.yml" -f "$repo/test/compose/ci.override.yml" "$@"; }
 say "$(docker --version), $("$compose_bin" version)"

@@ -169,11 +169,16 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; timeoutMs
   return { ok: r.status === 0, status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? (r.error ? String(r.error) : "") };
 }
 
-/** Why `docker compose config` cannot validate here, or null when it can. */
-export function composeUnavailable(): string | null {
-  const v = run("docker", ["compose", "version"], { timeoutMs: 15_000 });
-  if (!v.ok) return `docker compose is not available here (${(v.stderr || v.stdout).trim().split("\n")[0] || "not found"}); the structure is checked by parsing`;
-  return null;
+/**
+ * A Compose v2 binary (test/compose/compose-bin.sh: an installed plugin, else Debian
+ * trixie's package fetched into .cache/compose), or why there is none. It runs standalone:
+ * `config` needs no Docker engine.
+ */
+export function composeBinary(): { bin: string } | { unavailable: string } {
+  const r = run("bash", ["test/compose/compose-bin.sh"], { timeoutMs: 180_000 });
+  const bin = r.stdout.trim().split("\n").pop() ?? "";
+  if (!r.ok || !bin) return { unavailable: `no Compose v2 here (${(r.stderr || r.stdout).trim().split("\n").pop() || "not found"}); the structure is checked by parsing` };
+  return { bin };
 }
 
 /** The nats-server binary and its version, or null. */
