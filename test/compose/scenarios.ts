@@ -119,7 +119,36 @@ async function scenario(ctx: Ctx, name: string, disturb: () => Promise<Record<st
   const t = tallyOf(ctx.deliveries.all, events);
   const stall = longestStall(ctx.deliveries.all, events, start);
   console.log(summaryLine(name, t, Date.now() - start, { longest_stall: `${(stall / 1000).toFixed(1)}s`, ...extra }));
+  if (t.lost > 0) await explainLost(ctx, events).catch((err: Error) => log(`could not explain the lost keys: ${err.message}`));
   return { ok: t.lost === 0 && t.duplicated === 0 && t.delivered === t.events, events };
+}
+
+/**
+ * For each undelivered key: its record history and every log line that names its send_id
+ * in the dispatcher's and senders' containers, so a failed run says where the key stopped.
+ */
+async function explainLost(ctx: Ctx, events: EventEnvelope[]): Promise<void> {
+  const delivered = new Set(ctx.deliveries.all.map((m) => m.client_msg_id));
+  const lost = events.map((e) => sendIdOf(e)).filter((sid) => !delivered.has(sid)).slice(0, 5);
+  const records = new RecordStore(await new Kvm(ctx.nc).open(Buckets.records));
+  const containers = docker("ps", "-a", "--format", "{{.Names}}", "--filter", `label=com.docker.compose.project=${project}`)
+    .split("\n")
+    .filter((c) => /-(dispatcher|sender)-\d+$/.test(c));
+  for (const sid of lost) {
+    const history = await records.history(sid).catch((err: Error) => [{ status: `history unreadable: ${err.message}` }]);
+    log(`lost ${sid}: record history ${JSON.stringify(history.map((r) => ({ status: r.status, attempts: "attempts" in r ? r.attempts : undefined, updated_at: "updated_at" in r ? r.updated_at : undefined })))}`);
+    for (const c of containers) {
+      let lines: string[] = [];
+      try {
+        lines = execFileSync(dockerBin, ["logs", c], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 })
+          .split("\n")
+          .filter((l) => l.includes(sid));
+      } catch (err) {
+        lines = [`logs unreadable: ${(err as Error).message}`];
+      }
+      for (const l of lines.slice(0, 20)) log(`lost ${sid}: ${c.replace(`${project}-`, "")}: ${l.slice(0, 600)}`);
+    }
+  }
 }
 
 async function main(): Promise<void> {
