@@ -6,57 +6,14 @@
 // what a schema cannot say: probes, resources, disruption budgets, the grace period against
 // the services' drain time, and the nats-jetstream trigger's fields as KEDA documents them.
 import t from "tap";
-import { Namespace } from "kubernetes-models/v1/Namespace";
-import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
-import { Service } from "kubernetes-models/v1/Service";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
-import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
 import { Consumers, Streams } from "@notify/contracts";
 import { DRAIN_TIMEOUT_MS } from "@notify/runtime";
-import { SERVICES, at, get, isObj, listAt, loadYaml, loadYamlDocuments, objAt, type Obj } from "./support.js";
+import { JETSTREAM_OPTIONAL, JETSTREAM_REQUIRED, MODELS, renderKustomization } from "./kustomize.js";
+import { SERVICES, at, get, listAt, objAt, type Obj } from "./support.js";
 
-interface Validating {
-  validate(): void;
-}
-const MODELS: Record<string, (doc: Obj) => Validating> = {
-  "v1/Namespace": (d) => new Namespace(d as never),
-  "v1/ConfigMap": (d) => new ConfigMap(d as never),
-  "v1/Service": (d) => new Service(d as never),
-  "apps/v1/Deployment": (d) => new Deployment(d as never),
-  "policy/v1/PodDisruptionBudget": (d) => new PodDisruptionBudget(d as never),
-  "keda.sh/v1alpha1/ScaledObject": (d) => new ScaledObject(d as never),
-};
-/** The nats-jetstream scaler's metadata keys (KEDA docs, scalers/nats-jetstream); the rest are unknown to it. */
-const JETSTREAM_REQUIRED = ["natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"];
-const JETSTREAM_OPTIONAL = ["activationLagThreshold", "useHttps"];
-
-/** What `kubectl kustomize deploy/k8s` produces from these files (kubectl is not installed here). */
-function render(): Obj[] {
-  const k = loadYaml("deploy", "k8s", "kustomization.yaml");
-  const labels = Object.assign({}, ...listAt(k, "labels").map((l) => objAt(l, "pairs"))) as Obj;
-  const images = listAt(k, "images").filter(isObj);
-  return listAt(k, "resources").flatMap((file) =>
-    loadYamlDocuments(at("deploy", "k8s", String(file))).map((doc) => {
-      const d = structuredClone(doc);
-      const meta = objAt(d, "metadata");
-      if (d.kind !== "Namespace") meta.namespace = k.namespace;
-      meta.labels = { ...objAt(meta, "labels"), ...labels };
-      const pod = get(d, "spec", "template");
-      if (isObj(pod)) {
-        const podMeta = objAt(pod, "metadata");
-        pod.metadata = { ...podMeta, labels: { ...objAt(podMeta, "labels"), ...labels } };
-        for (const c of listAt(pod, "spec", "containers").filter(isObj)) {
-          const img = images.find((i) => i.name === c.image);
-          if (img) c.image = `${String(img.newName ?? img.name)}:${String(img.newTag)}`;
-        }
-      }
-      return d;
-    }),
-  );
-}
-
-const rendered = render();
+const rendered = renderKustomization(at("deploy", "k8s"));
 const ofKind = (kind: string) => rendered.filter((d) => d.kind === kind);
 const deployment = (name: string) => ofKind("Deployment").find((d) => get(d, "metadata", "name") === name);
 const container = (d: Obj | undefined) => objAt(listAt(d, "spec", "template", "spec", "containers")[0]);
