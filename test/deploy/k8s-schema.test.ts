@@ -10,13 +10,13 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
 import { Consumers, Streams } from "@notify/contracts";
 import { DRAIN_TIMEOUT_MS } from "@notify/runtime";
-import { JETSTREAM_OPTIONAL, JETSTREAM_REQUIRED, MODELS, renderKustomization } from "./kustomize.js";
+import { JETSTREAM_OPTIONAL, JETSTREAM_REQUIRED, MODELS, containerOf, named, ofKind as ofKindIn, renderKustomization } from "./kustomize.js";
 import { SERVICES, at, get, listAt, objAt, type Obj } from "./support.js";
 
 const rendered = renderKustomization(at("deploy", "k8s"));
-const ofKind = (kind: string) => rendered.filter((d) => d.kind === kind);
-const deployment = (name: string) => ofKind("Deployment").find((d) => get(d, "metadata", "name") === name);
-const container = (d: Obj | undefined) => objAt(listAt(d, "spec", "template", "spec", "containers")[0]);
+const ofKind = (kind: string) => ofKindIn(rendered, kind);
+const deployment = (name: string) => named(rendered, "Deployment", name);
+const container = containerOf;
 const matches = (selector: Obj, labels: Obj) => Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 t.test("k8s schema - every rendered object is valid for the schema of its apiVersion and kind", async (t) => {
