@@ -7,14 +7,14 @@ import type { Metrics } from "@notify/metrics";
 export type ProviderAlert = (kind: AlertFact["kind"], channel: string, message: string, measure?: { value: number; threshold: number }) => void;
 
 /** The kinds a sender raises itself; the alerting unit forwards them to the webhook. */
-export const PROVIDER_ALERT_KINDS: ReadonlySet<AlertFact["kind"]> = new Set(["quota_exceeded", "quota_usage", "token_refresh_budget"]);
+export const PROVIDER_ALERT_KINDS: ReadonlySet<AlertFact["kind"]> = new Set(["account_config", "quota_exceeded", "quota_usage", "token_refresh_budget"]);
 
 /** Alerts of one kind and channel published within this window are stored once (the message id). */
 export const PROVIDER_ALERT_WINDOW_MS = 120_000;
 
 /**
  * The alert a sender raises when a provider refuses for a reason no retry fixes soon
- * (`quota_exceeded`, `token_refresh_budget`), or sees it coming (`quota_usage`): counted, logged at error and published on
+ * (`quota_exceeded`, `token_refresh_budget`, `account_config`), or sees it coming (`quota_usage`): counted, logged at error and published on
  * `notification.alert` in the background (never holds the send). Every replica hitting
  * the quota in the same window publishes the same message id, so the stream keeps one
  * fact; the fact reader (`Alerting`) takes it into its de-duplication window.

@@ -214,7 +214,8 @@ export interface DeliveryFact {
 /** Published on `notification.alert`. */
 export interface AlertFact {
   /** `quota_usage`: today's provider quota is used past the alert share (e.g. 80 %) — before 45009 parks sends. */
-  kind: "consecutive_failures" | "dlq_depth" | "quota_exceeded" | "quota_usage" | "token_refresh_budget";
+  /** `account_config`: WeChat refused the account itself (credentials, IP whitelist, API permission): every send fails until the console is fixed. */
+  kind: "account_config" | "consecutive_failures" | "dlq_depth" | "quota_exceeded" | "quota_usage" | "token_refresh_budget";
   channel: string;
   message: string;
   value: number;

@@ -31,6 +31,13 @@ export const WeChatErrcode = {
   argumentInvalid: 47003,
   apiUnauthorized: 48001,
   userBlocked: 48002,
+  invalidAppid: 40013,
+  invalidAppsecret: 40125,
+  ipNotWhitelisted: 40164,
+  appsecretFrozen: 40243,
+  appidMissing: 41002,
+  appsecretMissing: 41004,
+  ipNeedsConfirmation: 89503,
 } as const;
 
 const TOKEN = new Set<number>([40001, 40014, 41001, 42001]);
@@ -40,6 +47,19 @@ const TOKEN = new Set<number>([40001, 40014, 41001, 42001]);
  * exist; the template or the payload is wrong; the account may not call the API.
  */
 const PERMANENT = new Set<number>([40003, 40036, 40037, 43004, 43019, 47001, 47003, 48001, 48002]);
+
+/**
+ * Answers about the account's own set-up, not the message: wrong or frozen appid/secret,
+ * the server's IP not on the account's whitelist (or awaiting an admin's confirmation), no
+ * permission for the API. Every send fails alike until someone fixes the console, so the
+ * sender alerts at once (`account_config`) instead of waiting for a failure streak; the job
+ * keeps its own class (a token refusal stays retryable, 48001 permanent).
+ */
+const ACCOUNT_CONFIG = new Set<number>([40013, 40125, 40164, 40243, 41002, 41004, 48001, 89503]);
+
+export function isAccountConfigErrcode(errcode: number | null): boolean {
+  return errcode !== null && ACCOUNT_CONFIG.has(errcode);
+}
 
 /**
  * Classifies a WeChat errcode. -1 (system busy) and 45011 (per-minute limit) are

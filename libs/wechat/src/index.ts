@@ -1,5 +1,5 @@
 export { WeChatClient, createWeChatClient, WECHAT_API_BASE, TOKEN_REFRESH_BUDGET_CODE, type QuotaView, type SendResult, type SendFailureKind, type WeChatClientOptions, type WeChatSettings } from "./client.js";
-export { ErrcodeClass, WeChatErrcode, classifyErrcode } from "./errcodes.js";
+export { ErrcodeClass, WeChatErrcode, classifyErrcode, isAccountConfigErrcode } from "./errcodes.js";
 export { TokenUnavailableError } from "./errors.js";
 export type { CallCode, OnCall, WeChatEndpoint } from "./http.js";
 export { AccessTokens, LocalTokenBackend, type TokenBackend } from "./access-tokens.js";

@@ -162,6 +162,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
         metrics.sentTotal.inc({ channel: ch, status: Status.failed });
         metrics.dlqTotal.inc({ channel: ch, reason });
       }
+      if (outcome.alert) deps.onAlert?.(outcome.alert, ch, error);
       log().warn({ code: outcome.code, error: outcome.error }, "permanent failure: copied to the DLQ");
       return Decisions.term();
     }

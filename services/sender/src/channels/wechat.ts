@@ -2,7 +2,7 @@ import type { KV } from "@nats-io/kv";
 import { msgidKey } from "@notify/contracts";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
-import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, type RefreshBudgetLimits } from "@notify/wechat";
+import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, isAccountConfigErrcode, type RefreshBudgetLimits } from "@notify/wechat";
 import type { Channel } from "./channel.js";
 import { rememberSend } from "./provider-ids.js";
 
@@ -54,7 +54,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
         code: r.code,
         error: r.error,
         ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
-        ...(r.code === TOKEN_REFRESH_BUDGET_CODE ? { alert: "token_refresh_budget" as const } : {}),
+        ...(r.code === TOKEN_REFRESH_BUDGET_CODE ? { alert: "token_refresh_budget" as const } : isAccountConfigErrcode(r.errcode) ? { alert: "account_config" as const } : {}),
       };
     },
     close: () => client.close(),
