@@ -63,6 +63,9 @@ const cfg = {
     httpRate: Number(opt("http-rate", "BENCH_HTTP_RATE", "1000")),
     httpSeconds: Number(opt("http-seconds", "BENCH_HTTP_SECONDS", quick ? "3" : "8")),
     rounds: Number(opt("sendlog-rounds", "BENCH_SENDLOG_ROUNDS", quick ? "1" : "2")),
+    /** Which parts run (projection, searches, templates) and on which databases (postgres, pglite). */
+    parts: opt("sendlog-parts", "BENCH_SENDLOG_PARTS", "projection,searches,templates").split(","),
+    dbs: opt("sendlog-dbs", "BENCH_SENDLOG_DBS", "postgres,pglite").split(","),
   },
   /** Saturation compares all of these; latency the three main ones. */
   systems: opt("systems", "BENCH_SYSTEMS", "nats-skeleton,pipeline,bullmq-skeleton,nats-skeleton-design,nats-skeleton-http,nats-skeleton-stock").split(",") as SystemName[],

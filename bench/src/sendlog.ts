@@ -34,6 +34,9 @@ export interface SendlogBenchConfig {
   httpSeconds: number;
   httpRate: number;
   rounds: number;
+  /** Parts run: `projection`, `searches`, `templates`; databases: `postgres`, `pglite`. */
+  parts: string[];
+  dbs: string[];
   log: (msg: string) => void;
 }
 
@@ -534,16 +537,16 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
   const problems: string[] = [];
   const targets: Target[] = [];
   const lines: string[] = [];
-  const pg = postgresBin() ? await startPostgres() : null;
-  if (!pg) cfg.log("sendlog: no PostgreSQL server binaries (apt-get install postgresql): PGlite only");
-  const kinds: Kind[] = pg ? ["postgres", "pglite"] : ["pglite"];
+  const pg = cfg.dbs.includes("postgres") && postgresBin() ? await startPostgres() : null;
+  if (!pg && cfg.dbs.includes("postgres")) cfg.log("sendlog: no PostgreSQL server binaries (apt-get install postgresql): PGlite only");
+  const kinds = (["postgres", "pglite"] as Kind[]).filter((k) => cfg.dbs.includes(k) && (k !== "postgres" || pg));
   const report: Record<string, unknown> = {};
   try {
     // 1. Projection.
     const proj: ProjectionResult[] = [];
-    for (const k of kinds) proj.push(await projection(cfg, k, k === "postgres" ? pg : null));
-    report.projection = proj;
-    lines.push(
+    if (cfg.parts.includes("projection")) for (const k of kinds) proj.push(await projection(cfg, k, k === "postgres" ? pg : null));
+    if (proj.length > 0) report.projection = proj;
+    if (proj.length > 0) lines.push(
       `Send log projection: the pipeline at ${cfg.lagRate} events/s for ${cfg.lagSeconds} s (after 3 s of warm-up), the projector (its own process) following; lag = a records-stream revision stored → committed in SQL (the projector's /readyz polled every 25 ms: an upper bound). Reference from the same run: the pipeline's own published → record at success. Then ${cfg.saturationN} events at once: the projector's committed rate over the pipeline's write rate (1 = kept pace), and how long after the last KV write it was done.`,
       table(
         ["database", "revisions", "lag p50 ms", "p95", "p99", "max", "pipeline p99 ms (ref.)", "sat. events/s", "KV writes/s", "committed/s", "kept pace", "catch-up ms", "max lag (revisions)", "sat. lag p99 ms"],
@@ -562,7 +565,7 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
     track(nats.pid);
     try {
       const res: SearchResult[] = [];
-      for (const k of kinds) {
+      for (const k of cfg.parts.includes("searches") ? kinds : []) {
         const liteDir = k === "pglite" ? mkdtempSync(path.join(tmpdir(), "bench-sendlog-rows-")) : null;
         try {
           const url = k === "postgres" ? await createDatabase(pg!, "bench_search") : null;
@@ -577,8 +580,8 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
           if (liteDir) rmSync(liteDir, { recursive: true, force: true });
         }
       }
-      report.searches = res;
-      lines.push(
+      if (res.length > 0) report.searches = res;
+      if (res.length > 0) lines.push(
         `Send log searches over ${cfg.rows.toLocaleString("en")} rows: GET /notifications/sends (limit 50) through the gateway, each kind at ${cfg.queryRate} requests/s for ${cfg.querySeconds} s over 4 connections (20 values cycled); "SQL alone" = the same query through @notify/sendlog in the bench, one at a time (the reference: what HTTP and the gateway add)`,
         table(
           ["database", "query", "p50 ms", "p95 ms", "p99 ms", "SQL alone p95 ms", "p95 / SQL alone", "non-2xx"],
@@ -594,6 +597,7 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
       }
 
       // 3. Template routes, on the production configuration's gateway.
+      if (!cfg.parts.includes("templates")) return { report, lines, targets, problems };
       const gw = await startGateway(nats.url, pg ? { DATABASE_URL: await createDatabase(pg, "bench_templates") } : { SENDLOG: "off" });
       try {
         const tr = await templateRoutes(cfg, gw.base);
