@@ -53,38 +53,50 @@ function isRecord(v: unknown): v is SendRecord {
   return r !== null && typeof r === "object" && typeof r.event === "string" && typeof r.status === "string" && typeof r.channel === "string";
 }
 
+/** One data-modifying part of the batch's statement; `param` numbers its placeholders. */
+type Part = (param: (value: unknown) => string) => string;
+
 /**
  * Writes one batch of changes from any of the buckets, and the stream positions they
- * reach, in the caller's transaction. Idempotent: every row is keyed by its KV key and
- * revision, and a current-state row only moves to a higher revision, so a redelivered or
- * replayed batch changes nothing.
+ * reach, as ONE statement (a data-modifying CTE per table, each a multi-row upsert from
+ * one jsonb parameter): atomic without BEGIN/COMMIT, so a batch costs one round trip —
+ * what PGlite, whose every call crosses into WASM, and a busy box both pay for most.
+ * Idempotent: every row is keyed by its KV key and revision, and a current-state row only
+ * moves to a higher revision, so a redelivered or replayed batch changes nothing.
+ * Runs on the pool or inside a caller's transaction alike.
  */
-export async function projectBatch(tx: Queryable, changes: KvChange[], offsets: Record<string, number>, opts: ProjectOptions = {}): Promise<void> {
+export async function projectBatch(q: Queryable, changes: KvChange[], offsets: Record<string, number>, opts: ProjectOptions = {}): Promise<void> {
   const byBucket = new Map<string, KvChange[]>();
   for (const c of changes) {
     const list = byBucket.get(c.bucket) ?? [];
     list.push(c);
     byBucket.set(c.bucket, list);
   }
+  const parts: Part[] = [];
   const records = byBucket.get(Buckets.records);
-  if (records) await projectRecords(tx, records, opts);
+  if (records) parts.push(...projectRecords(records, opts));
   const templates = byBucket.get(Buckets.templates);
-  if (templates) await projectTemplates(tx, templates, opts);
+  if (templates) parts.push(projectTemplates(templates, opts));
   const locks = byBucket.get(Buckets.locks);
-  if (locks) await projectLocks(tx, locks, opts);
+  if (locks) parts.push(projectLocks(locks, opts));
   const rows = Object.entries(offsets).map(([stream, seq]) => ({ stream, seq }));
   if (rows.length > 0) {
-    await tx.query(
-      `INSERT INTO projector_offsets (stream, seq, updated_at)
-       SELECT stream, seq, now() FROM jsonb_to_recordset($1::jsonb) AS x(stream text, seq bigint)
+    parts.push(
+      (p) => `INSERT INTO projector_offsets (stream, seq, updated_at)
+       SELECT stream, seq, now() FROM jsonb_to_recordset(${p(JSON.stringify(rows))}::jsonb) AS x(stream text, seq bigint)
        ON CONFLICT (stream) DO UPDATE SET seq = EXCLUDED.seq, updated_at = now()
        WHERE projector_offsets.seq < EXCLUDED.seq`,
-      [JSON.stringify(rows)],
     );
   }
+  if (parts.length === 0) return;
+  const params: unknown[] = [];
+  const param = (v: unknown) => (params.push(v), `$${params.length}`);
+  // Different tables per part, so no row is touched twice in the statement.
+  const ctes = parts.map((part, i) => `w${i} AS (${part(param)})`);
+  await q.query(`WITH ${ctes.join(",\n")}\nSELECT 1`, params);
 }
 
-async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectOptions): Promise<void> {
+function projectRecords(changes: KvChange[], opts: ProjectOptions): Part[] {
   const history: Record<string, unknown>[] = [];
   // The newest revision per send_id (ON CONFLICT cannot touch one row twice per statement),
   // and the earliest time seen in this batch for created_at.
@@ -142,17 +154,14 @@ async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectO
       record: r,
     });
   }
-  await tx.query(
-    `INSERT INTO notification_event_history (send_id, revision, operation, status, attempts, reason, last_error, updated_at, record)
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(send_id text, revision bigint, operation text, status text, attempts integer,
+  return [
+    (p) => `INSERT INTO notification_event_history (send_id, revision, operation, status, attempts, reason, last_error, updated_at, record)
+     SELECT * FROM jsonb_to_recordset(${p(JSON.stringify(history))}::jsonb) AS x(send_id text, revision bigint, operation text, status text, attempts integer,
        reason text, last_error text, updated_at timestamptz, record jsonb)
      ON CONFLICT (send_id, revision) DO NOTHING`,
-    [JSON.stringify(history)],
-  );
-  await tx.query(
-    `INSERT INTO notification_events AS e (send_id, revision, event_id, event, order_id, ticket_id, channel, language, template_id, openid,
+    (p) => `INSERT INTO notification_events AS e (send_id, revision, event_id, event, order_id, ticket_id, channel, language, template_id, openid,
        status, attempts, last_error, reason, occurred_at, sent_at, receipt_status, receipt_at, created_at, updated_at, deleted, record)
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(send_id text, revision bigint, event_id text, event text, order_id text,
+     SELECT * FROM jsonb_to_recordset(${p(JSON.stringify([...current.values()]))}::jsonb) AS x(send_id text, revision bigint, event_id text, event text, order_id text,
        ticket_id text, channel text, language text, template_id text, openid text, status text, attempts integer, last_error text,
        reason text, occurred_at timestamptz, sent_at timestamptz, receipt_status text, receipt_at timestamptz, created_at timestamptz,
        updated_at timestamptz, deleted boolean, record jsonb)
@@ -165,8 +174,7 @@ async function projectRecords(tx: Queryable, changes: KvChange[], opts: ProjectO
        created_at = LEAST(e.created_at, EXCLUDED.created_at), updated_at = EXCLUDED.updated_at,
        deleted = EXCLUDED.deleted, record = EXCLUDED.record
      WHERE e.revision < EXCLUDED.revision`,
-    [JSON.stringify([...current.values()])],
-  );
+  ];
 }
 
 function tombstone(sendId: string, at: string): Record<string, unknown> {
@@ -176,7 +184,7 @@ function tombstone(sendId: string, at: string): Record<string, unknown> {
   };
 }
 
-async function projectTemplates(tx: Queryable, changes: KvChange[], opts: ProjectOptions): Promise<void> {
+function projectTemplates(changes: KvChange[], opts: ProjectOptions): Part {
   const rows = changes.map((c) => {
     const key = sqlSafe(c.key);
     const parts = /^([^.]+\.[^.]+)\.([^.]+)\.(.+)$/.exec(key);
@@ -196,16 +204,13 @@ async function projectTemplates(tx: Queryable, changes: KvChange[], opts: Projec
       template: t,
     };
   });
-  await tx.query(
-    `INSERT INTO notification_templates (key, revision, operation, event, channel, language, template_id, enabled, changed_by, changed_at, template)
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(key text, revision bigint, operation text, event text, channel text, language text,
+  return (p) => `INSERT INTO notification_templates (key, revision, operation, event, channel, language, template_id, enabled, changed_by, changed_at, template)
+     SELECT * FROM jsonb_to_recordset(${p(JSON.stringify(rows))}::jsonb) AS x(key text, revision bigint, operation text, event text, channel text, language text,
        template_id text, enabled boolean, changed_by text, changed_at timestamptz, template jsonb)
-     ON CONFLICT (key, revision) DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
+     ON CONFLICT (key, revision) DO NOTHING`;
 }
 
-async function projectLocks(tx: Queryable, changes: KvChange[], opts: ProjectOptions): Promise<void> {
+function projectLocks(changes: KvChange[], opts: ProjectOptions): Part {
   const latest = new Map<string, Record<string, unknown>>();
   for (const c of changes) {
     const key = sqlSafe(c.key);
@@ -225,15 +230,12 @@ async function projectLocks(tx: Queryable, changes: KvChange[], opts: ProjectOpt
       deleted: c.operation !== "PUT",
     });
   }
-  await tx.query(
-    `INSERT INTO notification_locks AS l (lock_key, revision, send_id, event_id, claimed_at, expires_at, deleted)
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(lock_key text, revision bigint, send_id text, event_id text,
+  return (p) => `INSERT INTO notification_locks AS l (lock_key, revision, send_id, event_id, claimed_at, expires_at, deleted)
+     SELECT * FROM jsonb_to_recordset(${p(JSON.stringify([...latest.values()]))}::jsonb) AS x(lock_key text, revision bigint, send_id text, event_id text,
        claimed_at timestamptz, expires_at timestamptz, deleted boolean)
      ON CONFLICT (lock_key) DO UPDATE SET revision = EXCLUDED.revision, send_id = EXCLUDED.send_id, event_id = EXCLUDED.event_id,
        claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at, deleted = EXCLUDED.deleted
-     WHERE l.revision < EXCLUDED.revision`,
-    [JSON.stringify([...latest.values()])],
-  );
+     WHERE l.revision < EXCLUDED.revision`;
 }
 
 /** Empties every projected table (before a rebuild), in the caller's transaction. */

@@ -13,10 +13,8 @@ export interface ProjectorOptions {
   metrics?: Metrics;
   /** The buckets projected (default: send records, templates, locks). */
   buckets?: string[];
-  /** Revisions committed per transaction at most. */
+  /** Revisions committed per statement at most. */
   batchSize?: number;
-  /** A partial batch is committed at the latest this long after its first message. */
-  maxBatchDelayMs?: number;
   /** /readyz says not ready while more revisions than this wait in any stream. */
   maxReadyLag?: number;
   /** Consumer name prefix: one per database filled from the same buckets (default `sendlog`). */
@@ -44,8 +42,10 @@ const ACK_WAIT_MS = 60_000;
 
 /**
  * Keeps the SQL send log in step with the KV buckets: one durable consumer per bucket
- * stream, batches committed in one transaction with the stream position they reach,
- * then acknowledged (AckAll: one ack per batch). Each start re-creates the consumer at
+ * stream, batches committed in one statement with the stream position they reach,
+ * then acknowledged (AckAll: one ack per batch). A batch is whatever arrived while the
+ * previous one committed (group commit): a lone revision is written at once, a burst in
+ * batches of up to `batchSize`, and no timer adds latency. Each start re-creates the consumer at
  * the database's committed position. Projections are idempotent by KV revision, so a
  * crash between commit and ack only causes a harmless replay. Run one projector per
  * database (PROJECTOR_NAME tells databases apart): the consumer and the offsets table
@@ -109,8 +109,10 @@ class BucketLoop {
   private messages: ConsumerMessages | null = null;
   private loop: Promise<void> | null = null;
   private buffer: JsMsg[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  /** The commit in flight (resolved when none). */
   private chain: Promise<void> = Promise.resolve();
+  private committing = false;
+  private kickPending = false;
   private stopped = false;
   private lockTtlMs = 0;
 
@@ -121,6 +123,10 @@ class BucketLoop {
     this.stream = kvStream(bucket);
     this.consumer = Consumers.projector(bucket, opts.name);
     this.prefix = kvSubjectPrefix(bucket);
+  }
+
+  private get batchSize(): number {
+    return this.opts.batchSize ?? 500;
   }
 
   async start(rebuild: boolean): Promise<void> {
@@ -151,37 +157,49 @@ class BucketLoop {
       ...(this.committed > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.committed + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
     const c = await this.opts.js.consumers.get(this.stream, this.consumer);
-    const batch = this.opts.batchSize ?? 500;
-    this.messages = await c.consume({ max_messages: batch * 2, expires: PULL_EXPIRES_MS });
+    // Two batches pulled ahead: the next one arrives while the current one commits.
+    this.messages = await c.consume({ max_messages: this.batchSize * 2, expires: PULL_EXPIRES_MS });
     this.loop = this.run(this.messages);
   }
 
   private async run(messages: ConsumerMessages): Promise<void> {
-    const batch = this.opts.batchSize ?? 500;
     for await (const msg of messages) {
       if (this.stopped) break;
       this.buffer.push(msg);
-      // Commit when the batch is full or the consumer has nothing more pending (tail of the stream).
-      if (this.buffer.length >= batch || msg.info.pending === 0) {
-        await this.flush();
-      } else {
-        this.timer ??= setTimeout(() => void this.flush(), this.opts.maxBatchDelayMs ?? 50);
-      }
+      this.kick();
+      // Hold at most two batches beyond the one committing (the pull keeps the rest on the server).
+      while (this.buffer.length >= this.batchSize * 2 && !this.stopped) await this.chain;
     }
   }
 
-  /** Commits what is buffered; serialised, so the timer and the loop never overlap. */
-  private flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const msgs = this.buffer;
-    this.buffer = [];
-    if (msgs.length === 0) return this.chain;
-    this.chain = this.chain.then(() => this.commit(msgs));
-    return this.chain;
+  /**
+   * Commits the buffer once the messages already received are in it (setImmediate runs
+   * after the iterator has handed over everything one socket read brought), unless a
+   * commit is in flight: then its end starts the next, with what came meanwhile.
+   */
+  private kick(): void {
+    if (this.kickPending || this.committing) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.next();
+    });
   }
 
-  private async commit(msgs: JsMsg[]): Promise<void> {
+  private next(): void {
+    if (this.committing || this.buffer.length === 0) return;
+    const msgs = this.buffer.splice(0, this.batchSize);
+    this.committing = true;
+    this.chain = this.commit(msgs).then((ok) => {
+      this.committing = false;
+      // Stopping and the database failing: the rest stays unacknowledged for the next run.
+      if (!ok) this.buffer = [];
+      else this.next();
+    });
+  }
+
+  /** True once committed and acknowledged; false when given up because the loop is stopping. */
+  private async commit(msgs: JsMsg[]): Promise<boolean> {
     const { db, log, metrics } = this.opts;
     const changes = msgs.map((m) => this.change(m));
     // AckAll acknowledges everything up to the highest sequence (a redelivery can arrive out of order).
@@ -193,14 +211,15 @@ class BucketLoop {
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        await db.transaction((tx) => projectBatch(tx, changes, { [this.stream]: seq }, { lockTtlMs: this.lockTtlMs, onInvalid }));
+        // One statement: atomic on its own, the rows and the position together.
+        await projectBatch(db, changes, { [this.stream]: seq }, { lockTtlMs: this.lockTtlMs, onInvalid });
         break;
       } catch (err) {
         metrics?.projectorErrors.inc({ stream: this.stream });
         this.lastError = `${this.stream}: ${(err as Error).message}`;
         log.error({ err, stream: this.stream, revisions: msgs.length }, "send log: batch failed to commit; retrying");
         // Stopping: leave the batch unacknowledged, it is redelivered to the next run.
-        if (this.stopped) return;
+        if (this.stopped) return false;
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
       }
     }
@@ -213,6 +232,7 @@ class BucketLoop {
       metrics.projectorRevisions.inc({ stream: this.stream }, msgs.length);
       metrics.projectorLag.set({ stream: this.stream }, last.info.pending);
     }
+    return true;
   }
 
   private change(m: JsMsg): KvChange {
@@ -241,12 +261,15 @@ class BucketLoop {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
-    // Commit what is buffered (one try if the database is failing), then stop pulling;
+    // Stop pulling, then commit what is buffered (one try each if the database is failing);
     // anything unacknowledged is redelivered next time.
-    const flushed = this.flush();
     this.stopped = true;
-    await flushed;
     await this.messages?.close().catch(() => undefined);
     await this.loop?.catch(() => undefined);
+    for (;;) {
+      this.next();
+      await this.chain;
+      if (!this.committing && this.buffer.length === 0) break;
+    }
   }
 }
