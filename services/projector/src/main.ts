@@ -23,6 +23,7 @@ await runService({
       metrics,
       db: { databaseUrl: config.DATABASE_URL, pgliteDir: config.SENDLOG_PGLITE_DIR },
       batchSize: config.PROJECTOR_BATCH_SIZE,
+      ...(config.PROJECTOR_COMMIT_INTERVAL_MS !== undefined ? { commitIntervalMs: config.PROJECTOR_COMMIT_INTERVAL_MS } : {}),
       maxReadyLag: config.PROJECTOR_MAX_READY_LAG,
       name: config.PROJECTOR_NAME,
       rebuild: args.includes("--rebuild"),

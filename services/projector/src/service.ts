@@ -10,6 +10,7 @@ export interface ProjectorServiceOptions {
   metrics: Metrics;
   db: DbOptions;
   batchSize?: number;
+  commitIntervalMs?: number;
   maxReadyLag?: number;
   name?: string;
   rebuild?: boolean;
@@ -38,6 +39,7 @@ export async function startProjector(o: ProjectorServiceOptions): Promise<Projec
       log: o.log,
       metrics: o.metrics,
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+      ...(o.commitIntervalMs !== undefined ? { commitIntervalMs: o.commitIntervalMs } : {}),
       ...(o.maxReadyLag !== undefined ? { maxReadyLag: o.maxReadyLag } : {}),
       ...(o.name ? { name: o.name } : {}),
     });
