@@ -52,12 +52,15 @@ const RECORDS_STREAM = kvStream(Buckets.records);
 
 // ---------------------------------------------------------------- processes
 
-function startProjectorProc(natsUrl: string, dbEnv: Record<string, string>): Proc {
+function startProjectorProc(natsUrl: string, dbEnv: Record<string, string>, nodeArgs: string[]): Proc {
+  // PROJECTOR_* settings in the bench's environment reach the projector (tuning runs).
+  const tuning = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("PROJECTOR_") && e[1] !== undefined));
   return spawnNode(
     "projector",
     path.join(root, "services/projector/dist/main.js"),
-    { NATS_URL: natsUrl, METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", PROJECTOR_NAME: "bench", ...dbEnv },
+    { NATS_URL: natsUrl, METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", ...tuning, PROJECTOR_NAME: "bench", ...dbEnv },
     /"msg":"projector ready"/,
+    nodeArgs,
   );
 }
 
@@ -242,7 +245,7 @@ async function projection(cfg: SendlogBenchConfig, kind: Kind, pg: PostgresServe
   let poll: CommitPoller | null = null;
   try {
     const dbEnv: Record<string, string> = pg ? { DATABASE_URL: await createDatabase(pg, "bench_projection") } : { SENDLOG_PGLITE_DIR: liteDir! };
-    proj = startProjectorProc(trial.server.url, dbEnv);
+    proj = startProjectorProc(trial.server.url, dbEnv, cfg.nodeArgs);
     poll = new CommitPoller(metricsUrl(await proj.waitReady(120_000)).replace(/\/metrics$/, "/readyz"));
 
     // (a) Paced: a 3 s warm-up, then the measured window.
