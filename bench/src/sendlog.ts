@@ -15,7 +15,7 @@ import { listSends, migrate, openDb, sendStats, type Db, type SendFilter } from 
 import { postgresBin, startPostgres, type PostgresServer } from "@notify/sendlog/postgres-server";
 import { metricsUrl, root, spawnNode, track, untrack, type Proc } from "./procs.js";
 import { PipelineTrial, readStream, type Shape } from "./systems.js";
-import { median, now, round, sleep, summarize, table, type LatencySummary } from "./util.js";
+import { cpuSeconds, median, now, round, sleep, summarize, table, type LatencySummary } from "./util.js";
 
 export interface SendlogBenchConfig {
   shape: Shape;
@@ -225,6 +225,8 @@ export interface ProjectionResult {
   revisions: number;
   lag_ms: LatencySummary;
   pipeline_recorded_ms: LatencySummary;
+  /** The projector process's CPU over the paced window, in cores (PostgreSQL's own server not counted). */
+  projector_cores: number;
   saturation: {
     events: number;
     pipeline_per_second: number;
@@ -255,10 +257,12 @@ async function projection(cfg: SendlogBenchConfig, kind: Kind, pg: PostgresServe
     const before = (await trial.jsm.streams.info(RECORDS_STREAM)).state.last_seq;
     await poll.until(before);
     const t0 = new Map<string, number>();
+    const [cpu0, at0] = [cpuSeconds(proj.pid), now()];
     const evs = await paced(trial, cfg.lagRate, cfg.lagSeconds, t0);
     await waitCompleted(trial, warm.length + evs.length);
     const after = (await trial.jsm.streams.info(RECORDS_STREAM)).state.last_seq;
     await poll.until(after);
+    const projectorCores = round((cpuSeconds(proj.pid) - cpu0) / ((now() - at0) / 1000), 2);
     const revs = await revisionTimes(trial, before);
     const lags = revs.filter((r) => r.seq <= after).map((r) => poll!.commitTime(r.seq) - r.at);
     // The same run's pipeline: published → the record at success (the `sent` fact's store time).
@@ -288,6 +292,7 @@ async function projection(cfg: SendlogBenchConfig, kind: Kind, pg: PostgresServe
       revisions: lags.length,
       lag_ms: summarize(lags),
       pipeline_recorded_ms: summarize(pipe),
+      projector_cores: projectorCores,
       saturation: {
         events: satEvents.length,
         pipeline_per_second: round(satEvents.length / ((lastSent - satStart) / 1000)),
@@ -550,10 +555,10 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
     if (cfg.parts.includes("projection")) for (const k of kinds) proj.push(await projection(cfg, k, k === "postgres" ? pg : null));
     if (proj.length > 0) report.projection = proj;
     if (proj.length > 0) lines.push(
-      `Send log projection: the pipeline at ${cfg.lagRate} events/s for ${cfg.lagSeconds} s (after 3 s of warm-up), the projector (its own process) following; lag = a records-stream revision stored → committed in SQL (the projector's /readyz polled every 25 ms: an upper bound). Reference from the same run: the pipeline's own published → record at success. Then ${cfg.saturationN} events at once: the projector's committed rate over the pipeline's write rate (1 = kept pace), and how long after the last KV write it was done.`,
+      `Send log projection: the pipeline at ${cfg.lagRate} events/s for ${cfg.lagSeconds} s (after 3 s of warm-up), the projector (its own process) following; lag = a records-stream revision stored → committed in SQL (the projector's /readyz polled every 25 ms: an upper bound). Reference from the same run: the pipeline's own published → record at success; projector cores = its process's CPU over the paced window (PostgreSQL's server not counted). Then ${cfg.saturationN} events at once: the projector's committed rate over the pipeline's write rate (1 = kept pace), and how long after the last KV write it was done.`,
       table(
-        ["database", "revisions", "lag p50 ms", "p95", "p99", "max", "pipeline p99 ms (ref.)", "sat. events/s", "KV writes/s", "committed/s", "kept pace", "catch-up ms", "max lag (revisions)", "sat. lag p99 ms"],
-        proj.map((p) => [p.db, p.revisions, p.lag_ms.p50, p.lag_ms.p95, p.lag_ms.p99, p.lag_ms.max, p.pipeline_recorded_ms.p99, p.saturation.pipeline_per_second, p.saturation.written_per_second, p.saturation.committed_per_second, p.saturation.keep_up_ratio, p.saturation.catch_up_ms, p.saturation.max_lag_revisions, p.saturation.lag_ms.p99]),
+        ["database", "revisions", "lag p50 ms", "p95", "p99", "max", "pipeline p99 ms (ref.)", "projector cores", "sat. events/s", "KV writes/s", "committed/s", "kept pace", "catch-up ms", "max lag (revisions)", "sat. lag p99 ms"],
+        proj.map((p) => [p.db, p.revisions, p.lag_ms.p50, p.lag_ms.p95, p.lag_ms.p99, p.lag_ms.max, p.pipeline_recorded_ms.p99, p.projector_cores, p.saturation.pipeline_per_second, p.saturation.written_per_second, p.saturation.committed_per_second, p.saturation.keep_up_ratio, p.saturation.catch_up_ms, p.saturation.max_lag_revisions, p.saturation.lag_ms.p99]),
       ),
       "",
     );
