@@ -65,13 +65,14 @@ function startProjectorProc(natsUrl: string, dbEnv: Record<string, string>, node
 }
 
 /** The gateway as operators run it; resolves with its base URL once the send log answers. */
-async function startGateway(natsUrl: string, dbEnv: Record<string, string>): Promise<{ proc: Proc; base: string }> {
+async function startGateway(natsUrl: string, dbEnv: Record<string, string>, nodeArgs: string[] = []): Promise<{ proc: Proc; base: string }> {
   const proc = spawnNode(
     "gateway",
     path.join(root, "services/gateway/dist/main.js"),
     // The per-key rate limit stays on (its cost is part of the route) but above what the bench asks.
     { NATS_URL: natsUrl, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", GATEWAY_API_KEYS: API_KEY, GATEWAY_RATE_LIMIT: "100000000", LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info", ...dbEnv },
     /"msg":"gateway ready"/,
+    nodeArgs,
   );
   const line = await proc.waitReady(120_000);
   const base = String((JSON.parse(line) as { docs: string }).docs).replace(/\/docs$/, "");
@@ -501,7 +502,7 @@ async function templateRoutes(cfg: SendlogBenchConfig, gatewayBase: string): Pro
   if (!listRes.ok || !previewRes.ok) throw new Error(`template routes answered ${listRes.status} / ${previewRes.status}`);
   writeFileSync(path.join(dir, "list.json"), await listRes.text());
   writeFileSync(path.join(dir, "preview.json"), await previewRes.text());
-  const bare = spawnNode("bare-fastify", path.join(root, "bench/dist/bare-json.js"), { BARE_LIST_JSON: path.join(dir, "list.json"), BARE_PREVIEW_JSON: path.join(dir, "preview.json") }, /bare fastify listening/);
+  const bare = spawnNode("bare-fastify", path.join(root, "bench/dist/bare-json.js"), { BARE_LIST_JSON: path.join(dir, "list.json"), BARE_PREVIEW_JSON: path.join(dir, "preview.json") }, /bare fastify listening/, cfg.nodeArgs);
   try {
     const bareBase = String((JSON.parse(await bare.waitReady()) as { url: string }).url);
     const routes = [
@@ -606,7 +607,7 @@ export async function sendlogSection(cfg: SendlogBenchConfig): Promise<{ report:
 
       // 3. Template routes, on the production configuration's gateway.
       if (!cfg.parts.includes("templates")) return { report, lines, targets, problems };
-      const gw = await startGateway(nats.url, pg ? { DATABASE_URL: await createDatabase(pg, "bench_templates") } : { SENDLOG: "off" });
+      const gw = await startGateway(nats.url, pg ? { DATABASE_URL: await createDatabase(pg, "bench_templates") } : { SENDLOG: "off" }, cfg.nodeArgs);
       try {
         const tr = await templateRoutes(cfg, gw.base);
         report.templates = tr;
