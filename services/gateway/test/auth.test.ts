@@ -1,11 +1,14 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
+import helmet from "helmet";
 import t from "tap";
 import { connect } from "@nats-io/transport-node";
 import { ConfigError } from "@notify/config";
 import { encodeJson } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { ensureTopology } from "@notify/nats";
-import { PROTECTED_PREFIX, buildApp, createKeyVerifier, loadGatewayConfig } from "@notify/gateway";
+import { HELMET_OPTIONS, PROTECTED_PREFIX, buildApp, createKeyVerifier, keyIdOf, loadGatewayConfig } from "@notify/gateway";
 import { API_KEY, AUTH, appFor, settings, startNats } from "./fixtures/helpers.js";
 
 const nats = await startNats(t);
@@ -80,6 +83,31 @@ t.test("gateway - security headers on every answer", async (t) => {
   t.ok(res.headers["x-frame-options"]);
 });
 
+t.test("gateway - the security headers are exactly what helmet's middleware writes, on every kind of answer", async (t) => {
+  // The reference: helmet itself on a bare node:http server, with the gateway's options.
+  const mw = helmet(HELMET_OPTIONS);
+  const server = createServer((req, res) => mw(req, res, () => res.end("ok")));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.teardown(() => server.close());
+  const ref = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  const expected: Record<string, string> = {};
+  for (const [k, v] of ref.headers) if (!["content-length", "date", "connection", "keep-alive", "content-type", "transfer-encoding"].includes(k)) expected[k] = v;
+  t.ok(Object.keys(expected).length >= 10, `helmet sets ${Object.keys(expected).length} headers`);
+
+  const app = await appFor(t, nats);
+  const answers = {
+    "200 probe": await app.inject({ method: "GET", url: "/healthz" }),
+    "200 list": await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH }),
+    "401": await app.inject({ method: "GET", url: "/notifications/templates" }),
+    "400": await app.inject({ method: "POST", url: "/notifications/preview", headers: { ...AUTH, "content-type": "application/json" }, payload: "{" }),
+    "404": await app.inject({ method: "GET", url: "/nowhere" }),
+    "docs": await app.inject({ method: "GET", url: "/docs/" }),
+  };
+  for (const [name, res] of Object.entries(answers)) {
+    for (const [k, v] of Object.entries(expected)) t.equal(res.headers[k], v, `${name}: ${k}`);
+  }
+});
+
 t.test("gateway - config refuses to start without keys unless GATEWAY_AUTH=off", async (t) => {
   const err = (() => {
     try {
@@ -141,6 +169,24 @@ t.test("gateway - key check hashes both sides and accepts only configured keys",
   t.equal(createKeyVerifier([]).verify("Bearer anything"), null, "no keys: nothing passes");
 });
 
+t.test("gateway - a request's key is checked once, whoever asks (rate limit, then auth)", async (t) => {
+  const real = createKeyVerifier(["alpha-key-123"]);
+  let calls = 0;
+  const counting = { enabled: true, verify: (a: string | undefined) => (calls++, real.verify(a)) };
+  const request = (authorization?: string) => ({ headers: { authorization }, keyCheck: null }) as unknown as Parameters<typeof keyIdOf>[0];
+  const good = request("Bearer alpha-key-123");
+  const id = keyIdOf(good, counting);
+  t.type(id, "string");
+  t.equal(keyIdOf(good, counting), id);
+  t.equal(calls, 1, "the second question is answered from the request");
+  const bad = request("Bearer alpha-key-124");
+  t.equal(keyIdOf(bad, counting), null);
+  t.equal(keyIdOf(bad, counting), null, "a refusal is remembered too");
+  t.equal(calls, 2);
+  t.equal(keyIdOf(request("Bearer alpha-key-123"), counting), id, "a new request is checked afresh");
+  t.equal(calls, 3);
+});
+
 t.test("gateway - rate limit per key answers 429 with a reason", async (t) => {
   const app = await appFor(t, nats, { settings: { rateLimitPerMinute: 3 } });
   for (let i = 0; i < 3; i++) t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH })).statusCode, 200);
@@ -164,6 +210,7 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   const app = await appFor(t, nats, { log });
   await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH });
   await app.inject({ method: "GET", url: "/notifications/templates", headers: { authorization: "Bearer not-a-key-but-secret-looking" } });
+  await app.inject({ method: "GET", url: "/notifications/templates?token=query-secret-77", headers: AUTH });
   // A value written around the gateway's validation: the list cannot decode it.
   const key = "ticket.expired.sms.xx";
   await nats.topology.buckets.templates.put(key, encodeJson("x").slice(1));
@@ -178,6 +225,9 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   t.notMatch(all, "not-a-key-but-secret-looking", "nor an unknown one");
   const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   t.ok(parsed.some((l) => l.msg === "request" && l.status === 401), "status codes are logged");
+  t.notMatch(all, "query-secret-77", "a secret in the query string neither");
+  const requestLines = parsed.filter((l) => l.msg === "request");
+  t.ok(requestLines.length >= 4 && requestLines.every((l) => typeof l.reqId === "string" && l.reqId !== ""), "every request line carries its request id");
   t.ok(parsed.some((l) => l.msg === "request" && l.url === "/notifications/templates/ticket.expired/sms/xx/history"), "request parameters are logged");
   const failed = parsed.find((l) => l.msg === "request failed");
   t.ok(failed, "the 5xx is logged");

@@ -1,4 +1,4 @@
-import type { FastifyInstance, onRequestHookHandler } from "fastify";
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { KeyVerifier } from "../auth.js";
 import { httpError } from "../errors.js";
@@ -9,6 +9,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The id of the bearer key that authenticated the request (a hash prefix, never the key); "auth-off" without auth. */
     apiKeyId?: string;
+    /** The bearer check's verdict, once made: the key's id, false for no valid key; null before. */
+    keyCheck: string | false | null;
   }
   interface FastifyInstance {
     /** onRequest hook: 401 unless the request carries a configured bearer key. */
@@ -17,6 +19,12 @@ declare module "fastify" {
 }
 
 export const PROTECTED_PREFIX = "/notifications";
+
+/** The bearer key's id for this request, checked once (the rate limit and the auth hook both ask). */
+export function keyIdOf(request: FastifyRequest, verifier: KeyVerifier): string | null {
+  if (typeof request.keyCheck !== "string" && request.keyCheck !== false) request.keyCheck = verifier.verify(request.headers.authorization) ?? false;
+  return request.keyCheck || null;
+}
 
 export interface AuthOptions {
   verifier: KeyVerifier;
@@ -32,7 +40,7 @@ async function auth(app: FastifyInstance, opts: AuthOptions): Promise<void> {
       request.apiKeyId = "auth-off";
       return done();
     }
-    const id = opts.verifier.verify(request.headers.authorization);
+    const id = keyIdOf(request, opts.verifier);
     if (id !== null) {
       request.apiKeyId = `key:${id}`;
       return done();
@@ -42,6 +50,7 @@ async function auth(app: FastifyInstance, opts: AuthOptions): Promise<void> {
   };
   app.decorate("authenticate", authenticate);
   app.decorateRequest("apiKeyId", "");
+  app.decorateRequest("keyCheck", null);
 
   app.addHook("onRoute", (route) => {
     if (route.url !== PROTECTED_PREFIX && !route.url.startsWith(`${PROTECTED_PREFIX}/`)) return;
