@@ -4,10 +4,11 @@ import type { GatewayMetrics } from "../metrics.js";
 
 /** Counts every answered request by route pattern (never the raw URL: bounded labels). */
 async function httpMetrics(app: FastifyInstance, opts: { metrics: GatewayMetrics }): Promise<void> {
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     opts.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     opts.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    done();
   });
 }
 
