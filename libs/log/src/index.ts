@@ -58,6 +58,12 @@ export interface LogOptions {
   /** Extra redaction paths (e.g. config keys of one service). */
   redact?: string[];
   base?: Record<string, unknown>;
+  /**
+   * Write stdout in the background (pino's asynchronous destination, flushed on exit)
+   * instead of one write(2) per line: for a service that logs a line per request. Lines
+   * written just before a SIGKILL may be lost.
+   */
+  async?: boolean;
 }
 
 /** Options of the human-readable form, shared with scripts/start.mjs (which pretty-prints its children's JSON). */
@@ -86,5 +92,6 @@ export function createLogger(opts: LogOptions, destination?: DestinationStream):
     },
   };
   if (destination) return pino(options, destination);
-  return process.stdout.isTTY ? pino(options, pretty({ ...PRETTY_OPTIONS, sync: true })) : pino(options);
+  if (process.stdout.isTTY) return pino(options, pretty({ ...PRETTY_OPTIONS, sync: true }));
+  return opts.async ? pino(options, pino.destination({ dest: 1, sync: false })) : pino(options);
 }

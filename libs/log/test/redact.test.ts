@@ -21,3 +21,20 @@ t.test("log - secrets, tokens and bearer keys never reach a line", async (t) => 
   t.match(all, /x=1/, "the rest of the URL is kept");
   t.equal(redactUrl("a?token=x&b=2"), "a?token=[redacted]&b=2");
 });
+
+t.test("log - async: lines written in the background still all arrive, redacted, when the process exits", async (t) => {
+  const { spawnSync } = await import("node:child_process");
+  const script = [
+    `import { createLogger } from "@notify/log";`,
+    `const log = createLogger({ name: "test", async: true });`,
+    `for (let i = 0; i < 2000; i++) log.info({ i, token: "S3CRET-" + i }, "line");`,
+    `process.exit(0);`,
+  ].join("\n");
+  // stdout a pipe (not a terminal), as in production.
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: import.meta.dirname, encoding: "utf8" });
+  t.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { i: number; token: string });
+  t.equal(lines.length, 2000, "every line flushed on exit");
+  t.same(lines.map((l) => l.i), Array.from({ length: 2000 }, (_, i) => i), "in order");
+  t.notMatch(r.stdout, "S3CRET", "redaction applies as before");
+});

@@ -39,6 +39,8 @@ export interface ServiceSpec<C extends BaseConfig> {
   loadConfig(env: NodeJS.ProcessEnv): C;
   /** Log paths to redact beyond the shared ones (a service's own secrets). */
   redact?: string[];
+  /** Log lines written to stdout in the background (a line per HTTP request): @notify/log `async`. */
+  asyncLog?: boolean;
   /** The streams, consumers and buckets this service ensures (replicas and mismatch policy come from the config). */
   topology?(config: C): TopologyOptions;
   start(ctx: ServiceContext<C>): Promise<Running>;
@@ -61,7 +63,7 @@ export async function runService<C extends BaseConfig>(spec: ServiceSpec<C>, env
     process.stderr.write(`${spec.name}: ${oneLine(err)}\n`);
     process.exit(1);
   }
-  const log = createLogger({ name: spec.name, level: config.LOG_LEVEL, ...(spec.redact ? { redact: spec.redact } : {}) });
+  const log = createLogger({ name: spec.name, level: config.LOG_LEVEL, ...(spec.redact ? { redact: spec.redact } : {}), ...(spec.asyncLog ? { async: true } : {}) });
   let nc: NatsConnection | undefined;
   try {
     nc = await connectNats(config, spec.name, log);
