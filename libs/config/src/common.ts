@@ -12,6 +12,12 @@ export const NatsEnv = {
   NATS_TLS_CA: Type.Optional(Type.String()),
   NATS_TLS_CERT: Type.Optional(Type.String()),
   NATS_TLS_KEY: Type.Optional(Type.String()),
+  NATS_PING_INTERVAL_MS: Type.Integer({
+    minimum: 100,
+    maximum: 600_000,
+    default: 10_000,
+    description: "How often the client pings its server; two unanswered pings drop the connection and fail over to another server",
+  }),
   NATS_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1, description: "Replicas for streams and buckets" }),
   /** "fail" stops when an existing stream/consumer differs from ours; "warn" logs and goes on. */
   TOPOLOGY_MISMATCH: Type.Enum(["warn", "fail"], { default: "warn" }),

@@ -19,7 +19,13 @@ export interface NatsSettings {
   NATS_TLS_CA?: string | undefined;
   NATS_TLS_CERT?: string | undefined;
   NATS_TLS_KEY?: string | undefined;
+  NATS_PING_INTERVAL_MS?: number | undefined;
 }
+
+/** Unanswered pings before the client gives a server up (the client's default, named). */
+export const NATS_MAX_PINGS_OUT = 2;
+/** How long one connection attempt (TCP and the server's INFO) may take. */
+export const NATS_CONNECT_TIMEOUT_MS = 5_000;
 
 /** Builds connection options from config; credentials never leave this function in logs. */
 export function connectionOptions(s: NatsSettings, name: string): NodeConnectionOptions {
@@ -31,6 +37,15 @@ export function connectionOptions(s: NatsSettings, name: string): NodeConnection
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // The client's default (2 min) leaves a connection to a frozen or vanished server (a
+    // killed container answers no FIN) looking alive for up to 4 min, with every request
+    // timing out; a short ping moves it to another server of the cluster in ~20 s.
+    pingInterval: s.NATS_PING_INTERVAL_MS ?? 10_000,
+    maxPingOut: NATS_MAX_PINGS_OUT,
+    // A frozen server still accepts TCP connections (the kernel does) and never sends its
+    // INFO: without a short handshake deadline (default 20 s) a reconnect that tries it
+    // first waits that long before trying the next server.
+    timeout: NATS_CONNECT_TIMEOUT_MS,
   };
   if (s.NATS_USER) {
     opts.user = s.NATS_USER;
