@@ -109,8 +109,12 @@ export const MsgIds = {
   job: (sendId: string) => sendId,
   /** A job published again by an operator's replay of DLQ entry `dlqSeq`. */
   replay: (sendId: string, dlqSeq: number) => `${sendId}.replay.${dlqSeq}`,
-  /** A job parked for the provider's daily quota after `attempts` attempts. */
-  park: (sendId: string, attempts: number) => `${sendId}.park.${attempts}`,
+  /**
+   * A job parked for the provider's quota after `attempts` attempts, from SENDS sequence
+   * `sourceSeq`: a retried park of one delivery is stored once, while a parked copy parked
+   * again (same attempts, no call in between) is a new message, not a duplicate.
+   */
+  park: (sendId: string, attempts: number, sourceSeq: number) => `${sendId}.park.${attempts}.${sourceSeq}`,
   /** A DLQ copy; the source sequence lets a replayed job that dies again be copied again. */
   dlq: (sendId: string, attempts: number, reason: string, sourceSeq?: number) =>
     sourceSeq !== undefined ? `dlq.${sendId}.${attempts}.${reason}.${sourceSeq}` : `dlq.${sendId}.${attempts}.${reason}`,
@@ -118,7 +122,7 @@ export const MsgIds = {
   sent: (sendId: string) => `sent.${sendId}`,
   /** `notification.failed`. */
   failed: (sendId: string, attempts: number) => `failed.${sendId}.${attempts}`,
-  /** `notification.dead`, per MAX_DELIVERIES advisory of SENDS sequence `seq`. */
+  /** `notification.dead`, per dead-lettered job at SENDS sequence `seq` (by the sender or a MAX_DELIVERIES advisory). */
   dead: (sendId: string, seq: number) => `dead.${sendId}.${seq}`,
   /** `notification.delivered` / `.undelivered`: one per send (the first receipt that moved it). */
   delivery: (sendId: string) => `receipt.${sendId}`,

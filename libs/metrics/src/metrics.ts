@@ -35,6 +35,12 @@ export function createMetrics(service: string, registry = new Registry()) {
       labelNames: ["channel", "reason"] as const,
       registers: [registry],
     }),
+    orphanAdvisoriesTotal: new Counter({
+      name: "notifications_dlq_orphan_advisories_total",
+      help: "MAX_DELIVERIES advisories whose job was already gone from SENDS on first sight (the server dropped it): the send cannot be named, an operator must reconcile",
+      labelNames: ["consumer"] as const,
+      registers: [registry],
+    }),
     duplicatesTotal: new Counter({
       name: "notifications_duplicates_total",
       help: "Events whose business key was already claimed by another event (not re-sent)",

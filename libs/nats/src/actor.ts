@@ -19,6 +19,12 @@ export interface AckWith {
   ackAck?: (msg: JsMsg) => Promise<unknown>;
 }
 
+/** Redelivery delay after the n-th delivery threw: `base`, or `base·2^(n-1)` capped at `max` when set. */
+export function errorDelay(delivery: number, baseMs: number, maxMs?: number): number {
+  if (maxMs === undefined) return baseMs;
+  return Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, delivery - 1)));
+}
+
 export async function settle(msg: JsMsg, d: Decision, via: AckWith = {}): Promise<void> {
   switch (d.kind) {
     case "ack":
@@ -49,6 +55,11 @@ export interface ActorOptions {
   log: Logger;
   /** Redelivery delay after the handler throws (an infrastructure error). */
   errorDelayMs?: number;
+  /**
+   * When set, the delay after a throw doubles with each delivery of the message, from
+   * `errorDelayMs` up to this: a long outage is not hammered, a short one costs a second.
+   */
+  errorDelayMaxMs?: number;
   onSettled?: (d: Decision, msg: JsMsg) => void;
   /** How acks are sent (default by the message; a JsPipeline is cheaper and batches them). */
   ackWith?: AckWith;
@@ -125,7 +136,7 @@ export class Actor {
       d = await this.opts.handle(msg);
     } catch (err) {
       this.opts.log.error({ err, subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount }, "handler failed; message will be redelivered");
-      d = Decisions.nak(this.opts.errorDelayMs ?? 1000);
+      d = Decisions.nak(errorDelay(msg.info.deliveryCount, this.opts.errorDelayMs ?? 1000, this.opts.errorDelayMaxMs));
     }
     const settled = settle(msg, d, this.opts.ackWith).then(
       () => this.opts.onSettled?.(d, msg),

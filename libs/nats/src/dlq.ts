@@ -1,7 +1,8 @@
-import { JetStreamApiError, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
-import type { MsgHdrs } from "@nats-io/transport-node";
-import { HeaderNames, Streams, Subjects, type JobPayload, type SendJob } from "@notify/contracts";
-import { parseJob, type DlqMeta } from "./jobs.js";
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { headers, type MsgHdrs } from "@nats-io/transport-node";
+import { HeaderNames, MsgIds, Status, Streams, Subjects, encodeJson, recordFromJob, type JobPayload, type SendJob, type SendRecord } from "@notify/contracts";
+import { parseJob, publishToDlq, type DlqMeta } from "./jobs.js";
+import type { RecordStore, StoredRecord } from "./records.js";
 
 /**
  * Reading and deleting DLQ entries: the one implementation the gateway's DLQ API and the
@@ -161,6 +162,81 @@ export async function deleteIfPresent(jsm: JetStreamManager, stream: string, seq
   }
   if ((await jsm.streams.getMessage(stream, { seq })) !== null) throw new Error(`${stream}: sequence ${seq} was not deleted`);
   return false;
+}
+
+/** What `deadLetter` did. */
+export type DeadLetterResult =
+  /** This call moved the record to `dead` (count it once). */
+  | { outcome: "dead"; record: SendRecord }
+  /** The record was `dead` already (a retried dead-lettering): the fact was published again, nothing to count. */
+  | { outcome: "already_dead"; record: SendRecord }
+  /** The record reached another final status first (success, failed): the copy was withdrawn. */
+  | { outcome: "final"; status: string | undefined };
+
+export interface DeadLetterJob {
+  job: SendJob;
+  /** SENDS sequence of the job: joins the DLQ copy's and the `notification.dead` fact's message ids. */
+  sourceSeq: number;
+  attempts: number;
+  lastError: string;
+  reason: string;
+  traceparent?: string | undefined;
+  /** The record as the caller last read it (compare-and-set from there). */
+  current?: StoredRecord | null | undefined;
+}
+
+/**
+ * Dead-letters one job: the one sequence the sender (its last provider attempt failed)
+ * and the DLQ monitor (a MAX_DELIVERIES advisory, the server's backstop) share, so both
+ * leave the same DLQ copy, record and fact:
+ *
+ *   1. copy the job to `notify.dlq.<channel>` (skipped when the record is already `dead`:
+ *      the copy always precedes that write), message id `dlq.<send_id>.<attempts>.<reason>.<seq>`;
+ *   2. record `dead` (compare-and-set; refused when the record is final already, and then
+ *      the copy just made is withdrawn);
+ *   3. publish `notification.dead`, message id `dead.<send_id>.<seq>`.
+ *
+ * A crash at any point is repaired by running it again: every step is idempotent. The
+ * caller then removes the job from SENDS (term, or a delete).
+ */
+export async function deadLetter(deps: { js: JetStreamClient; jsm: JetStreamManager; records: RecordStore }, d: DeadLetterJob): Promise<DeadLetterResult> {
+  const { js, jsm, records } = deps;
+  const { job, sourceSeq: seq, attempts, lastError, reason } = d;
+  const current = d.current === undefined ? await records.get(job.send_id) : d.current;
+  const status = current?.record.status;
+  if (status !== undefined && status !== Status.dead && status !== Status.queued && status !== Status.retrying) return { outcome: "final", status };
+
+  let dead: SendRecord;
+  let transitioned = false;
+  if (status === Status.dead) {
+    dead = current!.record;
+  } else {
+    const copy = await publishToDlq(js, job, { send_id: job.send_id, attempts, last_error: lastError, reason, source_seq: seq }, d.traceparent);
+    const now = new Date().toISOString();
+    const w = await records.write(
+      job.send_id,
+      (c) =>
+        c && c.status !== Status.queued && c.status !== Status.retrying
+          ? null
+          : Object.assign({}, c ?? recordFromJob(job, Status.queued, now), { status: Status.dead, attempts, reason, last_error: lastError, next_attempt_at: undefined, updated_at: now }),
+      current ? { expected: current } : {},
+    );
+    if (w.written) {
+      dead = w.record;
+      transitioned = true;
+    } else if (w.current?.record.status === Status.dead) {
+      dead = w.current.record;
+    } else {
+      // A success (or a permanent failure) landed between the read and the write: the
+      // copy just made is wrong.
+      await deleteDlqEntry(jsm, copy.seq);
+      return { outcome: "final", status: w.current?.record.status };
+    }
+  }
+  const h = headers();
+  if (d.traceparent) h.set(HeaderNames.traceparent, d.traceparent);
+  await js.publish(Subjects.dead, encodeJson({ ...dead, stream_seq: seq }), { msgID: MsgIds.dead(job.send_id, seq), headers: h });
+  return { outcome: transitioned ? "dead" : "already_dead", record: dead };
 }
 
 function headerList(h: MsgHdrs): { name: string; value: string }[] {

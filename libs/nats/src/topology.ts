@@ -21,8 +21,23 @@ const DAY = 24 * 3600 * SECOND;
 
 /** WeChat's client_msg_id de-duplication window: the whole retry schedule must fit in it. */
 export const WECHAT_DEDUP_WINDOW_MS = 10 * 60 * SECOND;
-/** max_deliver of every sender consumer: a notification is tried at most 5 times. */
-export const SENDER_MAX_DELIVER = 5;
+/**
+ * Provider calls per job: the sender counts the calls it made (in the record), and after
+ * the last one fails it dead-letters the job itself (DLQ copy, record `dead`, term).
+ */
+export const SENDER_MAX_ATTEMPTS = 5;
+/**
+ * max_deliver of every sender consumer: a backstop far above SENDER_MAX_ATTEMPTS. A
+ * delivery that fails on our own infrastructure (a KV or stream request timing out while
+ * a node is partitioned or a leader is re-elected) makes no call and backs off up to
+ * SENDER_INFRA_RETRY_MAX_MS, so this covers ~20 minutes of trouble before the server
+ * gives up and the DLQ monitor's advisory path takes over. That path is not relied on:
+ * nats-server can drop a max-delivered work-queue message (docs/DECISIONS.md).
+ */
+export const SENDER_MAX_DELIVER = 50;
+/** First and longest redelivery delay of a sender delivery that failed on infrastructure. */
+export const SENDER_INFRA_RETRY_BASE_MS = 1000;
+export const SENDER_INFRA_RETRY_MAX_MS = 30_000;
 /** max_deliver of the dispatcher: only infrastructure errors are retried, the last try records the failure. */
 export const DISPATCHER_MAX_DELIVER = 10;
 
@@ -41,6 +56,8 @@ export interface TopologyOptions {
   senderAckWaitMs?: number;
   /** Bounds the jobs in flight across all replicas of one channel's senders. */
   senderMaxAckPending?: number;
+  /** max_deliver of sender consumers (default SENDER_MAX_DELIVER; tests of the backstop set it low). */
+  senderMaxDeliver?: number;
   /** TTL of idempotency locks; 0 keeps them forever. */
   lockTtlMs?: number;
   dlqMaxAgeMs?: number;
@@ -72,6 +89,7 @@ interface Resolved {
   channels: readonly string[];
   senderAckWaitMs: number;
   senderMaxAckPending: number;
+  senderMaxDeliver: number;
   lockTtlMs: number;
   dlqMaxAgeMs: number;
   onMismatch: "warn" | "fail";
@@ -83,6 +101,7 @@ function resolve(o: TopologyOptions): Resolved {
     channels: o.channels ?? [],
     senderAckWaitMs: o.senderAckWaitMs ?? defaultSenderAckWait(5 * SECOND),
     senderMaxAckPending: o.senderMaxAckPending ?? 1000,
+    senderMaxDeliver: o.senderMaxDeliver ?? SENDER_MAX_DELIVER,
     lockTtlMs: o.lockTtlMs ?? 30 * DAY,
     dlqMaxAgeMs: o.dlqMaxAgeMs ?? 30 * DAY,
     onMismatch: o.onMismatch ?? "warn",
@@ -151,7 +170,7 @@ export function consumerConfigs(o: TopologyOptions = {}): { stream: string; conf
         filter_subject: Subjects.send(channel),
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        max_deliver: SENDER_MAX_DELIVER,
+        max_deliver: r.senderMaxDeliver,
         ack_wait: nanos(r.senderAckWaitMs),
         max_ack_pending: r.senderMaxAckPending,
       },

@@ -1,20 +1,6 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
-import {
-  FailReason,
-  HeaderNames,
-  MsgIds,
-  Status,
-  Streams,
-  Subjects,
-  decodeJson,
-  encodeJson,
-  parseTraceparent,
-  recordFromJob,
-  type SendJob,
-  type SendRecord,
-} from "@notify/contracts";
-import { Decisions, RecordStore, decodeJob, deleteDlqEntry, deleteIfPresent, publishToDlq, type Decision } from "@notify/nats";
+import { FailReason, HeaderNames, Status, Streams, decodeJson, parseTraceparent, type SendJob, type SendRecord } from "@notify/contracts";
+import { Decisions, RecordStore, deadLetter, decodeJob, deleteIfPresent, type Decision } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 
@@ -43,8 +29,14 @@ export type AdvisoryOutcome =
   | "dead"
   /** The record was already `dead` (a redelivered advisory, or another replica won): finished the clean-up, counted nothing. */
   | "already_dead"
-  /** The job is no longer in SENDS: an earlier delivery finished it. */
+  /** The job is no longer in SENDS: an earlier delivery of this advisory finished it. */
   | "gone"
+  /**
+   * The job was gone from SENDS on the advisory's first delivery: nothing here removed it,
+   * so the server did (nats-server can drop a max-delivered work-queue message when the
+   * consumer's leader changes). Logged as an error and counted, never dropped silently.
+   */
+  | "orphan"
   /** The record reached another final status first (success raced the advisory, or a permanent failure): job removed, not dead-lettered. */
   | "final"
   | "invalid";
@@ -64,14 +56,15 @@ export interface MonitorDeps {
  * Handles one MAX_DELIVERIES advisory. Order, chosen so a crash at any point is repaired
  * by the redelivered advisory and nothing is done twice:
  *
- *   1. read the job from SENDS by stream_seq (gone → an earlier delivery finished: ack);
- *   2. copy it to `notify.dlq.<channel>` — skipped when the record is already `dead`
- *      (the copy always precedes that write); the message id
- *      `dlq.<send_id>.<attempts>.max_deliveries.<seq>` makes a repeated copy a duplicate;
- *   3. record `dead` (compare-and-set; refused when the record is final already);
- *   4. publish `notification.dead` (message id `dead.<send_id>.<seq>`);
+ *   1. read the job from SENDS by stream_seq (gone on a redelivered advisory → an earlier
+ *      delivery finished: ack; gone on the first → the server dropped it: "orphan");
+ *   2-4. `deadLetter` (libs/nats/src/dlq.ts, shared with the sender): copy to
+ *      `notify.dlq.<channel>`, record `dead` (compare-and-set), publish `notification.dead`;
  *   5. delete the job from SENDS (work-queue streams keep it forever otherwise);
  *   6. ack.
+ *
+ * This is the backstop: the sender dead-letters a job itself after its last attempt, and
+ * reaches the consumer's max_deliver only after a long infrastructure outage.
  *
  * The fact goes out before the delete: once the job is gone a redelivered advisory can
  * no longer learn its send_id, so a fact published after the delete could be lost.
@@ -96,8 +89,17 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
 
     const stored = await jsm.streams.getMessage(Streams.sends, { seq });
     if (!stored) {
-      deps.log.debug({ stream_seq: seq, consumer: advisory.consumer }, "job already gone from SENDS: nothing to do");
-      deps.onOutcome?.("gone", advisory);
+      if (msg.info.deliveryCount > 1) {
+        deps.log.debug({ stream_seq: seq, consumer: advisory.consumer }, "job already gone from SENDS: an earlier delivery finished it");
+        deps.onOutcome?.("gone", advisory);
+        return Decisions.ack();
+      }
+      // The sender dead-letters a job itself before the server's limit, so this is the
+      // backstop's backstop: the advisory names only a sequence, and the job that held the
+      // send_id is gone. Say so loudly; the record stays as the sender left it.
+      metrics.orphanAdvisoriesTotal.inc({ consumer: advisory.consumer });
+      deps.log.error({ stream_seq: seq, consumer: advisory.consumer, deliveries: advisory.deliveries }, "max-delivered job dropped by the server before it could be dead-lettered: reconcile records left queued or retrying");
+      deps.onOutcome?.("orphan", advisory);
       return Decisions.ack();
     }
 
@@ -127,59 +129,26 @@ export function createAdvisoryHandler(deps: MonitorDeps): (msg: JsMsg) => Promis
       return Decisions.ack();
     }
 
-    const attempts = Math.max(current?.record.attempts ?? 0, advisory.deliveries);
+    // Attempts are provider calls (the record counts them), not deliveries.
+    const attempts = current?.record.attempts ?? 0;
     const lastError = current?.record.last_error ?? `no error recorded; ${advisory.deliveries} deliveries without an ack`;
-    let dead: SendRecord;
-    let transitioned = false;
-
-    if (status === Status.dead) {
-      dead = current!.record;
-    } else {
-      const copy = await publishToDlq(
-        js,
-        job,
-        { send_id: job.send_id, attempts, last_error: lastError, reason: FailReason.maxDeliveries, source_seq: seq },
-        traceparent,
-      );
-      const now = new Date().toISOString();
-      const w = await records.write(
-        job.send_id,
-        (c) =>
-          c && c.status !== Status.queued && c.status !== Status.retrying
-            ? null
-            : { ...(c ?? recordFromJob(job, Status.queued, now)), status: Status.dead, attempts, reason: FailReason.maxDeliveries, last_error: lastError, updated_at: now },
-        current ? { expected: current } : {},
-      );
-      if (w.written) {
-        dead = w.record;
-        transitioned = true;
-      } else if (w.current?.record.status === Status.dead) {
-        dead = w.current.record;
-      } else {
-        // A success (or a permanent failure) landed between our read and our write: the
-        // copy just made is wrong. Remove it, then the job.
-        await deleteDlqEntry(jsm, copy.seq);
-        await deleteJob(seq);
-        log.info({ status: w.current?.record.status }, "record became final while dead-lettering: copy withdrawn");
-        deps.onOutcome?.("final", advisory);
-        return Decisions.ack();
-      }
+    const r = await deadLetter({ js, jsm, records }, { job, sourceSeq: seq, attempts, lastError, reason: FailReason.maxDeliveries, traceparent, current });
+    if (r.outcome === "final") {
+      await deleteJob(seq);
+      log.info({ status: r.status }, "record became final while dead-lettering: no dead letter");
+      deps.onOutcome?.("final", advisory);
+      return Decisions.ack();
     }
-
-    const h = headers();
-    if (traceparent) h.set(HeaderNames.traceparent, traceparent);
-    await js.publish(Subjects.dead, encodeJson({ ...dead, stream_seq: seq }), { msgID: MsgIds.dead(job.send_id, seq), headers: h });
     await deleteJob(seq);
-
-    if (transitioned) {
+    if (r.outcome === "dead") {
       metrics.dlqTotal.inc({ channel: job.channel, reason: FailReason.maxDeliveries });
       metrics.sentTotal.inc({ channel: job.channel, status: Status.dead });
       log.warn({ attempts, last_error: lastError, consumer: advisory.consumer }, "max deliveries reached: job dead-lettered");
-      deps.onDead?.(job, dead);
+      deps.onDead?.(job, r.record);
     } else {
       log.info("advisory redelivered: job was already dead-lettered; clean-up finished");
     }
-    deps.onOutcome?.(transitioned ? "dead" : "already_dead", advisory);
+    deps.onOutcome?.(r.outcome, advisory);
     return Decisions.ack();
   };
 

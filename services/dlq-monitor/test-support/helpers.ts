@@ -27,11 +27,15 @@ export interface Env {
   close(): Promise<void>;
 }
 
-/** A real nats-server with the whole topology and sender consumers for `channels`. */
-export async function startEnv(channels: string[], serverOpts: Parameters<typeof NatsServer.start>[0] = {}, token?: string): Promise<Env> {
+/**
+ * A real nats-server with the whole topology and sender consumers for `channels`. The
+ * consumers' max_deliver (the server's backstop) defaults to the sender's five attempts,
+ * so the advisory path is exercised in seconds; sender tests pass the real one.
+ */
+export async function startEnv(channels: string[], serverOpts: Parameters<typeof NatsServer.start>[0] = {}, token?: string, senderMaxDeliver = 5): Promise<Env> {
   const server = await NatsServer.start(serverOpts);
   const nc = await connect({ servers: server.url, noAsyncTraces: true, ...(token ? { token } : {}) });
-  const topo = await ensureTopology(nc, { channels, senderAckWaitMs: TEST_ACK_WAIT_MS });
+  const topo = await ensureTopology(nc, { channels, senderAckWaitMs: TEST_ACK_WAIT_MS, senderMaxDeliver });
   return {
     server,
     nc,

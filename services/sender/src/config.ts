@@ -1,7 +1,7 @@
 import { Type, type Static } from "typebox";
 import { ConfigError, LogEnv, MetricsEnv, NatsEnv, WeChatEnv, loadConfig } from "@notify/config";
 import { backoffDelay, type BackoffPolicy } from "@notify/contracts";
-import { SENDER_MAX_DELIVER, WECHAT_DEDUP_WINDOW_MS, defaultSenderAckWait } from "@notify/nats";
+import { SENDER_MAX_ATTEMPTS, WECHAT_DEDUP_WINDOW_MS, defaultSenderAckWait } from "@notify/nats";
 
 export const SenderConfigSchema = Type.Object({
   ...NatsEnv,
@@ -70,9 +70,9 @@ export function senderAckWaitMs(c: SenderConfig): number {
  * The longest a job can take from its first attempt to its last: each gap is at most the
  * ack wait (a call, or a dead sender) plus the longest nak delay the policy allows.
  */
-export function retrySpanBoundMs(policy: BackoffPolicy, ackWaitMs: number, maxDeliver = SENDER_MAX_DELIVER): number {
+export function retrySpanBoundMs(policy: BackoffPolicy, ackWaitMs: number, maxAttempts = SENDER_MAX_ATTEMPTS): number {
   let span = 0;
-  for (let n = 1; n < maxDeliver; n++) span += ackWaitMs + backoffDelay(n, policy, () => 1);
+  for (let n = 1; n < maxAttempts; n++) span += ackWaitMs + backoffDelay(n, policy, () => 1);
   return span;
 }
 

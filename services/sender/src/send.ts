@@ -1,5 +1,5 @@
 import type { ProviderAlert } from "@notify/alerting";
-import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import {
   FINAL_STATUSES,
@@ -17,7 +17,18 @@ import {
   type SendRecord,
   type SentFact,
 } from "@notify/contracts";
-import { Decisions, RecordStore, SENDER_MAX_DELIVER, decodeJob, publishFallback, publishToDlq, type Decision, type JsPublisher, type StoredRecord } from "@notify/nats";
+import {
+  Decisions,
+  RecordStore,
+  SENDER_MAX_ATTEMPTS,
+  deadLetter,
+  decodeJob,
+  publishFallback,
+  publishToDlq,
+  type Decision,
+  type JsPublisher,
+  type StoredRecord,
+} from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -26,6 +37,8 @@ import { RECIPIENT_FAILURE_CODES } from "./fallback.js";
 
 export interface SenderDeps {
   js: JetStreamClient;
+  /** Withdraws a DLQ copy when a success raced the dead-lettering (default: from `js`). */
+  jsm?: JetStreamManager;
   /** Publishes the `notification.sent` fact (default `js`; a JsPipeline on the hot path). */
   publisher?: JsPublisher;
   records: RecordStore;
@@ -50,8 +63,11 @@ export interface SenderDeps {
 }
 
 /**
- * The sender's handler: one job, one provider call at most, one decision. The
- * attempt number is the consumer's delivery count (plus attempts made before a park).
+ * The sender's handler: one job, one provider call at most, one decision. Attempts are
+ * provider calls, counted in the record (and a parked copy's header), not deliveries: a
+ * delivery that fails on our own infrastructure throws, makes no call and counts nothing
+ * (the actor redelivers it with a growing delay). After the last attempt fails the
+ * sender dead-letters the job itself; the consumer's max_deliver is only a backstop.
  */
 export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Decision> {
   const { records, channel, metrics } = deps;
@@ -69,8 +85,9 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     const delivery = msg.info.deliveryCount;
     const before = Number(h?.get(HeaderNames.attemptsBefore) || 0);
     const notBefore = Number(h?.get(HeaderNames.notBefore) || 0);
-    // A parked copy spends its first delivery waiting for the quota to reset.
-    const attempts = before + (notBefore ? Math.max(1, delivery - 1) : delivery);
+    // Calls made before this delivery: known once the record is read (below).
+    let made = before;
+    let attempts = made + 1;
     // Built only when something is logged: a first-delivery success logs nothing.
     let child: Logger | undefined;
     const log = () => {
@@ -101,18 +118,28 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
         return Decisions.ack(true);
       }
       expected = cur ?? undefined;
+      // The record counts the calls made (a retrying write follows every failed call).
+      made = Math.max(before, cur?.record.attempts ?? 0);
+      attempts = made + 1;
+    }
+
+    // A parked copy has its own budget: a quota refusal is not the job's failure.
+    if (made - before >= SENDER_MAX_ATTEMPTS) {
+      // Every attempt was made and failed, but the job was not dead-lettered (a crash or
+      // an infrastructure error after the last call): finish that, without another call.
+      const r = expected?.record;
+      return deadLetterJob(deps, msg, job, made, r?.last_error ?? `${made} attempts failed`, expected, log);
     }
 
     if (quotaSpentUntil > nowMs) {
       // No call, so no attempt: the copy carries the attempts made before this delivery.
-      const made = attempts - 1;
       const wakeAt = quotaSpentUntil + Math.floor(random() * spreadMs);
       await records.write(
         job.send_id,
         (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts: made, next_attempt_at: new Date(wakeAt).toISOString(), updated_at: new Date(nowMs).toISOString() }),
         expected ? { expected } : {},
       );
-      await park(deps, job, made, wakeAt, h?.get(HeaderNames.traceparent));
+      await park(deps, job, made, msg.seq, wakeAt, h?.get(HeaderNames.traceparent));
       metrics.quotaParked.inc({ channel: ch, how: "held" });
       return Decisions.ack(true);
     }
@@ -168,9 +195,9 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     }
 
     const error = `${outcome.code}: ${outcome.error}`;
-    // When the next attempt is due: after a quota park, after the back-off, or never from
-    // this sender (the last delivery: the DLQ monitor takes the job, so no delay either).
-    const last = delivery >= SENDER_MAX_DELIVER;
+    // When the next attempt is due: after a quota park, after the back-off, or never (the
+    // last attempt: the job is dead-lettered right after this record write).
+    const last = attempts - before >= SENDER_MAX_ATTEMPTS;
     // A provider's "not before" (the token refresh budget) stretches the back-off, within RETRY_MAX_MS.
     // A quota waits for its reset when the provider says when (WeChat: midnight Beijing time),
     // spread so the parked backlog does not wake in one burst; else QUOTA_PARK_MS.
@@ -179,7 +206,8 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       : last ? 0
       : Math.max(backoffDelay(attempts, deps.retry, deps.random), Math.min(outcome.retryAfterMs ?? 0, deps.retry.maxMs));
     const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
-    await records.write(
+    // Written before any dead-lettering: a crash after this write does not repeat the call.
+    const retrying = await records.write(
       job.send_id,
       (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts, last_error: error, next_attempt_at: nextAttemptAt, updated_at: now.toISOString() }),
       expected ? { expected } : {},
@@ -189,7 +217,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
       if (outcome.retryAfterMs !== undefined) quotaSpentUntil = Math.max(quotaSpentUntil, now.getTime() + outcome.retryAfterMs);
-      await park(deps, job, attempts, now.getTime() + waitMs, h?.get(HeaderNames.traceparent));
+      await park(deps, job, attempts, msg.seq, now.getTime() + waitMs, h?.get(HeaderNames.traceparent));
       metrics.quotaParked.inc({ channel: ch, how: "called" });
       deps.onAlert?.(outcome.alert ?? "quota_exceeded", ch, error);
       log().warn({ code: outcome.code, park_ms: waitMs, next_attempt_at: nextAttemptAt }, "provider quota exhausted: job parked");
@@ -199,8 +227,8 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     metrics.retryTotal.inc({ channel: ch });
     if (outcome.alert) deps.onAlert?.(outcome.alert, ch, error);
     if (last) {
-      log().warn({ code: outcome.code, error: outcome.error }, "last delivery failed: the DLQ monitor takes it from here");
-      return Decisions.nak();
+      const cur = retrying.written ? { record: retrying.record, revision: retrying.revision } : retrying.current;
+      return deadLetterJob(deps, msg, job, attempts, error, cur ?? undefined, log);
     }
     log().info({ code: outcome.code, error: outcome.error, retry_in_ms: waitMs, next_attempt_at: nextAttemptAt }, "retryable failure");
     // The consumer has no backoff, so nats-server redelivers after exactly this delay.
@@ -239,10 +267,31 @@ function traceHeaders(traceparent: string | null | undefined) {
   return h;
 }
 
-async function park(deps: SenderDeps, job: SendJob, attempts: number, notBefore: number, traceparent: string | null | undefined): Promise<void> {
+/**
+ * The job used all its attempts: DLQ copy, record `dead`, `notification.dead` (the same
+ * copy, record and fact as the DLQ monitor's backstop makes), then term. A throw here is
+ * an infrastructure error: the job comes back and this runs again without a call.
+ */
+async function deadLetterJob(deps: SenderDeps, msg: JsMsg, job: SendJob, attempts: number, lastError: string, current: StoredRecord | undefined, log: () => Logger): Promise<Decision> {
+  const ch = job.channel;
+  const r = await deadLetter(
+    { js: deps.js, jsm: deps.jsm ?? (await deps.js.jetstreamManager()), records: deps.records },
+    { job, sourceSeq: msg.seq, attempts, lastError, reason: FailReason.maxDeliveries, traceparent: msg.headers?.get(HeaderNames.traceparent) || undefined, current: current ?? null },
+  );
+  if (r.outcome === "dead") {
+    deps.metrics.dlqTotal.inc({ channel: ch, reason: FailReason.maxDeliveries });
+    deps.metrics.sentTotal.inc({ channel: ch, status: Status.dead });
+    log().warn({ attempts, last_error: lastError }, "every attempt failed: job dead-lettered");
+  } else {
+    log().info({ outcome: r.outcome, ...(r.outcome === "final" ? { status: r.status } : {}) }, "job already final or dead-lettered: terminated");
+  }
+  return Decisions.term();
+}
+
+async function park(deps: SenderDeps, job: SendJob, attempts: number, sourceSeq: number, notBefore: number, traceparent: string | null | undefined): Promise<void> {
   const h = traceHeaders(traceparent);
   h.set(HeaderNames.notBefore, String(notBefore));
   h.set(HeaderNames.attemptsBefore, String(attempts));
   h.set(HeaderNames.sendId, job.send_id);
-  await deps.js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: MsgIds.park(job.send_id, attempts), headers: h });
+  await deps.js.publish(Subjects.send(job.channel), encodeJson(job), { msgID: MsgIds.park(job.send_id, attempts, sourceSeq), headers: h });
 }

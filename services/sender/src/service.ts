@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createProviderAlert } from "@notify/alerting";
 import { Buckets, Consumers, Streams, type BackoffPolicy } from "@notify/contracts";
-import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
+import { Actor, JsPipeline, SENDER_INFRA_RETRY_BASE_MS, SENDER_INFRA_RETRY_MAX_MS, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -55,6 +55,7 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
   const onAlert = createProviderAlert({ js, log: o.log, metrics: o.metrics, ...(o.now ? { now: o.now } : {}) });
   const handle = createSendHandler({
     js,
+    jsm: topo.jsm,
     publisher: pipeline,
     records: new RecordStore(topo.buckets.records, new KvWriter(topo.buckets.records, pipeline, Buckets.records)),
     channel,
@@ -83,7 +84,18 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
           ...(o.now ? { now: o.now } : {}),
         })
       : null;
-  const actor = new Actor({ js, stream: Streams.sends, consumer, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
+  // A throw is an infrastructure error (no call was counted): back off, doubling per delivery.
+  const actor = new Actor({
+    js,
+    stream: Streams.sends,
+    consumer,
+    concurrency: o.concurrency,
+    handle,
+    log: o.log,
+    ackWith: pipeline,
+    errorDelayMs: SENDER_INFRA_RETRY_BASE_MS,
+    errorDelayMaxMs: SENDER_INFRA_RETRY_MAX_MS,
+  });
   await actor.start();
   quota?.start();
   o.log.info({ channel: ch, consumer, concurrency: o.concurrency, quota_poll_ms: quota?.intervalMs ?? null }, "sender started");

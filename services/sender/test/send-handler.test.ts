@@ -8,7 +8,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { Consumers, HeaderNames, Status, Streams, Subjects, decodeJson, type AlertFact } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { createMetrics } from "@notify/metrics";
-import { openBuckets, readDlqMeta, settle, type Decision } from "@notify/nats";
+import { SENDER_MAX_DELIVER, openBuckets, readDlqMeta, settle, type Decision } from "@notify/nats";
 import { FaultKind, nextBeijingMidnight, startSimulator } from "@notify/wechat-simulator";
 import { createSendHandler, createWeChatChannel } from "@notify/sender";
 import { dlqEntries, factsFor, queueJob, startEnv } from "../../dlq-monitor/test-support/helpers.js";
@@ -17,7 +17,7 @@ const SECRET = "handler-secret-5";
 const RETRY = { baseMs: 200, maxMs: 5000, jitter: 0.1 };
 const QUOTA_PARK_MS = 1000;
 
-const env = await startEnv(["wechat"]);
+const env = await startEnv(["wechat"], {}, undefined, SENDER_MAX_DELIVER);
 t.teardown(() => env.close());
 const { tokens } = await openBuckets(env.nc);
 const sim = await startSimulator({ appId: "wx-handler", appSecret: SECRET });
@@ -83,18 +83,63 @@ t.test("sender handler - retryable: retrying with next_attempt_at, nak(delay) fr
   t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2, next_attempt_at: undefined });
 });
 
-t.test("sender handler - the fifth failure naks without a delay and promises no next attempt", async (t) => {
-  const { job } = await queueJob(env, "wechat");
+t.test("sender handler - the fifth failed call dead-letters the job itself: DLQ copy, record dead, notification.dead, term", async (t) => {
+  const { job, seq } = await queueJob(env, "wechat");
   sim.setFault({ kind: FaultKind.errcode, errcode: 45011 });
   const delays: (number | undefined)[] = [];
+  let last: Decision | undefined;
   for (let n = 1; n <= 5; n++) {
     const { d, msg } = await run(job.send_id);
     t.equal(msg.info.deliveryCount, n);
-    delays.push((d as { delayMs?: number }).delayMs);
+    if (d.kind === "nak") delays.push(d.delayMs);
+    last = d;
   }
-  t.equal(delays[4], undefined, "last delivery: nak() so the max-deliveries advisory comes at once");
-  t.ok(delays.slice(0, 4).every((d, i) => d! >= 200 * 2 ** i * 0.9 && d! <= 200 * 2 ** i * 1.1), `delays ${delays.slice(0, 4).join(", ")} ms double`);
-  t.match((await env.records.get(job.send_id))!.record, { status: Status.retrying, attempts: 5, next_attempt_at: undefined });
+  t.same(last, { kind: "term" }, "the fifth failure terminates the job: the server's max_deliver is not waited for");
+  t.ok(delays.length === 4 && delays.every((d, i) => d! >= 200 * 2 ** i * 0.9 && d! <= 200 * 2 ** i * 1.1), `delays ${delays.join(", ")} ms double`);
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.dead, attempts: 5, reason: "max_deliveries", last_error: /^45011: /, next_attempt_at: undefined });
+  const history = await env.records.history(job.send_id);
+  t.same(history.filter((r) => r.status === Status.retrying).map((r) => r.attempts), [1, 2, 3, 4, 5], "a retrying record per call, the fifth before the dead-lettering");
+  const dlq = await dlqEntries(env.jsm, job.send_id);
+  t.equal(dlq.length, 1, "one DLQ copy");
+  t.match(readDlqMeta(dlq[0]!.header), { send_id: job.send_id, attempts: 5, reason: "max_deliveries", last_error: /^45011: / });
+  const dead = await factsFor(env.jsm, Subjects.dead, job.send_id);
+  t.equal(dead.length, 1, "one notification.dead");
+  t.equal(dead[0]?.stream_seq, seq);
+  t.equal(await env.jsm.streams.getMessage(Streams.sends, { seq }).catch(() => null), null, "terminated: gone from SENDS");
+});
+
+t.test("sender handler - deliveries that made no call are not attempts: the budget is five calls however many deliveries", async (t) => {
+  const { job } = await queueJob(env, "wechat");
+  // Eight deliveries fail before any call (what the actor does when the handler throws on
+  // a KV or stream timeout: a nak, no call).
+  for (let n = 1; n <= 8; n++) (await next(job.send_id)).nak();
+  sim.setFault({ kind: FaultKind.errcode, errcode: -1, times: 1 });
+  const calls = sim.stats().sendCalls;
+  const { d, msg } = await run(job.send_id);
+  t.equal(msg.info.deliveryCount, 9);
+  t.equal(d.kind, "nak", "a retryable failure after eight empty deliveries is retried, not dead-lettered");
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.retrying, attempts: 1 });
+  const ok = await run(job.send_id);
+  t.same(ok.d, { kind: "ack", confirm: true });
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2 });
+  t.equal(sim.stats().sendCalls - calls, 2, "two calls");
+  t.equal(sim.messages.filter((m) => m.client_msg_id === job.send_id).length, 1, "delivered once");
+});
+
+t.test("sender handler - a job whose calls were all made but not dead-lettered (crash after the fifth call) is dead-lettered without a sixth call", async (t) => {
+  const { job, seq } = await queueJob(env, "wechat");
+  const msg = await next(job.send_id);
+  // The record after the fifth failed call; the process died before the DLQ copy.
+  await env.records.write(job.send_id, (c) => ({ ...c!, status: Status.retrying, attempts: 5, last_error: "-1: system busy", updated_at: new Date().toISOString() }));
+  msg.nak();
+  const calls = sim.stats().sendCalls;
+  const { d } = await run(job.send_id);
+  t.same(d, { kind: "term" });
+  t.equal(sim.stats().sendCalls, calls, "no sixth call");
+  t.match((await env.records.get(job.send_id))!.record, { status: Status.dead, attempts: 5, last_error: "-1: system busy" });
+  t.equal((await dlqEntries(env.jsm, job.send_id)).length, 1);
+  t.equal((await factsFor(env.jsm, Subjects.dead, job.send_id)).length, 1);
+  t.equal(await env.jsm.streams.getMessage(Streams.sends, { seq }).catch(() => null), null);
 });
 
 t.test("sender handler - permanent: copied to the DLQ, record failed, notification.failed, term", async (t) => {
@@ -144,6 +189,51 @@ t.test("sender handler - daily quota (45009): parked until midnight Beijing time
   t.ok(clock() >= midnight, "not sent before the reset");
   t.same(after.d, { kind: "ack", confirm: true });
   t.match((await env.records.get(job.send_id))!.record, { status: Status.success, attempts: 2 });
+});
+
+t.test("sender handler - a parked copy parked again without a call (the quota moved on meanwhile) is a new message, not a de-duplicated one", async (t) => {
+  // Before the fix the second park reused the first copy's msg id (send_id.park.<attempts>):
+  // SENDS de-duplicated it inside its 2-minute window, the copy being handled was acked,
+  // and the job was gone with its record at `retrying`.
+  let at = nextBeijingMidnight(Date.now()) - 1000;
+  const clock = () => at;
+  const midnight = nextBeijingMidnight(at);
+  const quotaChannel = createWeChatChannel({ apiBase: sim.url, appId: "wx-handler", appSecret: SECRET, timeoutMs: 2000, tokens, log, metrics, now: clock });
+  t.teardown(() => quotaChannel.close());
+  const h = createSendHandler({ js: env.js, records: env.records, channel: quotaChannel, metrics, log, retry: RETRY, quotaParkMs: 3_600_000, random: () => 0, now: clock });
+  const step = async (sendId: string) => {
+    const msg = await next(sendId);
+    const d = await h(msg);
+    await settle(msg, d);
+    return { msg, d };
+  };
+  const a = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: 45009, times: 1 });
+  t.same((await step(a.job.send_id)).d, { kind: "ack", confirm: true }, "A refused for the day: parked until midnight");
+  const aCopy = await next(a.job.send_id);
+  t.equal(aCopy.headers?.get(HeaderNames.notBefore), String(midnight));
+  aCopy.nak(3000); // waiting for the reset (the handler's nak, made longer than B's turn)
+  // Just past midnight the new day's quota is spent at once: B learns the next reset.
+  at = midnight + 1000;
+  const b = await queueJob(env, "wechat");
+  sim.setFault({ kind: FaultKind.errcode, errcode: 45009, times: 1 });
+  t.same((await step(b.job.send_id)).d, { kind: "ack", confirm: true }, "B refused: the quota is spent until the next midnight");
+  const bCopy = await next(b.job.send_id);
+  t.equal(bCopy.headers?.get(HeaderNames.attemptsBefore), "1");
+  bCopy.nak(60_000);
+  // A's copy wakes (its reset passed) while the handler knows the quota is spent: parked
+  // again without a call, with the same attempts.
+  const calls = sim.stats().sendCalls;
+  const woke = await step(a.job.send_id);
+  t.equal(woke.msg.headers?.get(HeaderNames.attemptsBefore), "1");
+  t.same(woke.d, { kind: "ack", confirm: true });
+  t.equal(sim.stats().sendCalls, calls, "no call while the quota is known to be spent");
+  const again = await next(a.job.send_id, 5000).catch(() => null);
+  t.ok(again, "A's second parked copy is in SENDS");
+  t.not(again?.seq, woke.msg.seq, "a new message");
+  t.equal(again?.headers?.get(HeaderNames.attemptsBefore), "1", "carrying the one call made");
+  again?.term();
+  bCopy.term();
 });
 
 t.test("sender handler - WeChat keeps refusing the token: one forced refresh, then retryable with an alert, never a refresh storm", async (t) => {
