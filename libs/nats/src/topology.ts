@@ -220,7 +220,7 @@ export async function ensureTopology(nc: NatsConnection, opts: TopologyOptions =
     opts.log?.warn({ differences: report.differences }, "existing NATS resources differ from the wanted config; left unchanged");
   }
   if (report.created.length) opts.log?.info({ created: report.created }, "nats topology created");
-  if (report.updated.length) opts.log?.info({ updated: report.updated }, "nats topology updated: consumer backoff removed, ack wait set");
+  if (report.updated.length) opts.log?.info({ updated: report.updated }, "nats topology updated: consumer backoff removed or max_deliver raised");
   return {
     jsm,
     report,
@@ -322,6 +322,13 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, want: Parti
     // delayed nak: converge on the plain ack wait so the retry schedule is the sender's.
     info = await jsm.consumers.update(stream, name, { backoff: undefined, ...(want.ack_wait !== undefined ? { ack_wait: want.ack_wait } : {}) });
     report.updated.push(`consumer ${stream}/${name}`);
+  }
+  const maxDeliver = info.config.max_deliver ?? -1;
+  if (want.max_deliver !== undefined && maxDeliver > 0 && (want.max_deliver < 0 || want.max_deliver > maxDeliver)) {
+    // Made by an earlier version whose sender consumers gave up after 5 deliveries, so an
+    // infrastructure error could exhaust them without a call: raise it to the backstop.
+    info = await jsm.consumers.update(stream, name, { max_deliver: want.max_deliver });
+    if (!report.updated.includes(`consumer ${stream}/${name}`)) report.updated.push(`consumer ${stream}/${name}`);
   }
   diff(`consumer ${stream}/${name}`, want, info.config as unknown as Record<string, unknown>, ["filter_subject", "ack_policy", "ack_wait", "max_deliver", "backoff", "max_ack_pending"], report);
 }

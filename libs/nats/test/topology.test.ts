@@ -3,7 +3,7 @@ import { connect, nanos } from "@nats-io/transport-node";
 import { AckPolicy, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy } from "@nats-io/jetstream";
 import { NatsCluster, NatsServer, freePort } from "@notify/nats-server";
 import { Buckets, Consumers, Streams, Subjects } from "@notify/contracts";
-import { TopologyMismatchError, defaultSenderAckWait, ensureTopology, isWrongLastSequence } from "@notify/nats";
+import { SENDER_MAX_ATTEMPTS, SENDER_MAX_DELIVER, TopologyMismatchError, defaultSenderAckWait, ensureTopology, isWrongLastSequence } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import { serverBinaries } from "../../../test/support/servers.js";
 
@@ -28,7 +28,8 @@ t.test("topology - created on a single server, second call is a no-op", async (t
   const sends = await jsm.streams.info(Streams.sends);
   t.equal(sends.config.retention, RetentionPolicy.Workqueue);
   const sender = await jsm.consumers.info(Streams.sends, Consumers.sender("wechat"));
-  t.equal(sender.config.max_deliver, 5);
+  t.equal(sender.config.max_deliver, SENDER_MAX_DELIVER, "max_deliver is a backstop: the sender dead-letters after its fifth call itself");
+  t.ok(SENDER_MAX_DELIVER >= 10 * SENDER_MAX_ATTEMPTS, "far above the five attempts");
   t.notOk(sender.config.backoff?.length, "no backoff: the sender's delayed naks are the retry schedule");
   t.equal(sender.config.ack_wait, nanos(defaultSenderAckWait(5000)), "a plain ack wait, 3× the default WeChat timeout");
 });
@@ -58,6 +59,7 @@ for (const { binary, version } of serverBinaries()) {
     const ci = await jsm.consumers.info(Streams.sends, name);
     t.notOk(ci.config.backoff?.length, "backoff removed");
     t.equal(ci.config.ack_wait, nanos(3000), "ack wait set");
+    t.equal(ci.config.max_deliver, SENDER_MAX_DELIVER, "max_deliver raised from the old 5 to the backstop");
     const again = await ensureTopology(nc, { channels: ["wechat"], senderAckWaitMs: 3000 });
     t.same(again.report.updated, [], "converged: the second start changes nothing");
   });
