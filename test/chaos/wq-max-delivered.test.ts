@@ -62,7 +62,7 @@ t.test("work-queue R3: a max-delivered message below the ack floor, through lead
   };
   t.ok(await look("acked past"), "kept while nothing moves (the advisory path reads it from here)");
   await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${STREAM}.${CONSUMER}`, "", { timeout: 10_000 }).catch(() => undefined);
-  // nats-server 2.10.27 (and 2.12 before the fix of nats-io/nats-server#7817) removes a
+  // nats-server 2.10.27 (and 2.12 before https://github.com/nats-io/nats-server/pull/7845) removes a
   // max-delivered work-queue message that is below the ack floor when the consumer's
   // leader changes: a partition or a killed node is enough. When a server keeps it, this
   // flips: update docs/DECISIONS.md.
