@@ -240,3 +240,40 @@ t.test("gateway - preview of a stored template that does not compile answers 409
   t.equal(res.json().details.field, "payload_schema");
   t.match(res.json().message, /ticket\.expired\.sms\.zh-CN@\d+ does not compile/);
 });
+
+t.test("gateway - the template list: ETag and If-None-Match, and a change seen as soon as the watch delivers it", async (t) => {
+  const app = await appFor(t, nats);
+  const first = await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH });
+  t.equal(first.statusCode, 200);
+  const tag = first.headers.etag as string;
+  t.match(tag, /^"[A-Za-z0-9_-]+"$/, "a strong ETag");
+  t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH })).headers.etag, tag, "the same list, the same tag");
+
+  const notModified = await app.inject({ method: "GET", url: "/notifications/templates", headers: { ...AUTH, "if-none-match": tag } });
+  t.equal(notModified.statusCode, 304, "If-None-Match with the current tag: 304");
+  t.equal(notModified.body, "", "and no body");
+  t.equal(notModified.headers.etag, tag);
+  t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: { ...AUTH, "if-none-match": `"other", W/${tag}` } })).statusCode, 304, "a list of tags, weak comparison");
+  t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: { ...AUTH, "if-none-match": '"other"' } })).statusCode, 200, "another tag: the list");
+  t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: { "if-none-match": tag } })).statusCode, 401, "no key, no 304");
+  const filtered = await app.inject({ method: "GET", url: "/notifications/templates?channel=sms", headers: AUTH });
+  if (filtered.json().count !== first.json().count) t.not(filtered.headers.etag, tag, "a filtered list has its own tag");
+
+  // A template written straight into the bucket (another gateway, a restore): the list has it
+  // as soon as this gateway's watch delivers it, under a new tag; the old tag no longer matches.
+  const key = templateKey("ticket.refunded", "wechat", "ja-JP");
+  const tpl = { ...paidTemplate(), event: "ticket.refunded", language: "ja-JP", template_id: "TPL_LIST_ETAG" };
+  const created = await app.inject({ method: "POST", url: "/notifications/templates", headers: AUTH, payload: tpl });
+  t.equal(created.statusCode, 201, "created");
+  const stored = await nats.topology.buckets.templates.get(key);
+  await nats.topology.buckets.templates.put(key, new TextEncoder().encode(JSON.stringify({ ...stored!.json<Record<string, unknown>>(), template_id: "TPL_LIST_ETAG_2" })));
+  t.teardown(() => nats.topology.buckets.templates.purge(key));
+  const listed = await waitFor(async () => {
+    const r = await app.inject({ method: "GET", url: "/notifications/templates", headers: { ...AUTH, "if-none-match": tag } });
+    return r.statusCode === 200 && r.json().items.some((i: { template_id: string }) => i.template_id === "TPL_LIST_ETAG_2") ? r : null;
+  }, "the direct write in the list", 30_000);
+  t.ok(listed, "the direct write is listed");
+  t.not(listed!.headers.etag, tag, "under a new tag");
+  t.notOk(listed!.json().items.some((i: { template_id: string }) => i.template_id === "TPL_LIST_ETAG"), "the replaced revision is gone");
+  t.equal((await app.inject({ method: "GET", url: "/notifications/templates", headers: { ...AUTH, "if-none-match": listed!.headers.etag as string } })).statusCode, 304);
+});

@@ -1,4 +1,6 @@
+import { hash } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
 import { templateKey, type Template } from "@notify/contracts";
 import { notFound } from "../errors.js";
 import { ConditionalHeaders, IfMatchHeaders, NoContent, errors } from "../schemas/common.js";
@@ -27,8 +29,15 @@ import {
 
 const etag = (revision: number) => `"${revision}"`;
 const view = (s: StoredTemplate): Template & { revision: number } => ({ ...s.template, revision: s.revision });
-/** Serialised template lists, by the store's list array (stable while the cache is unchanged). */
-const listBodies = new WeakMap<readonly StoredTemplate[], string>();
+/** Serialised template lists and their ETag, by the store's list array (one per cache version and filter). */
+const listBodies = new WeakMap<readonly StoredTemplate[], { body: string; etag: string }>();
+
+/** RFC 9110 If-None-Match: `*` or a list of (possibly weak) tags, compared weakly. */
+function noneMatch(header: string | undefined, tag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === "*") return true;
+  return header.split(",").some((t) => t.trim().replace(/^W\//, "") === tag);
+}
 
 /** The admin contract's template routes plus get / delete / history of one template. */
 const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -73,8 +82,11 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ["Notifications"],
         summary: "List configured notification templates",
+        description:
+          "Served from the gateway's watched view of the templates bucket. The ETag names the list's content: send it back " +
+          "as `If-None-Match` and an unchanged list answers 304 with no body.",
         querystring: TemplateListQuery,
-        response: { 200: withExample(TemplateListResponse, LIST_EXAMPLE), ...errors(400) },
+        response: { 200: withExample(TemplateListResponse, LIST_EXAMPLE), 304: Type.Null({ description: "Not modified: the list is the one the If-None-Match tag names" }), ...errors(400) },
       },
     },
     async (request, reply) => {
@@ -82,13 +94,16 @@ const templateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The cached list is one array per (cache version, filter): serialise it once. The
       // response schema's serialiser checks every data field against a union per request,
       // which cost the route most of its throughput.
-      let body = listBodies.get(stored);
-      if (body === undefined) {
+      let cached = listBodies.get(stored);
+      if (cached === undefined) {
         const items = stored.map(view);
-        body = String(reply.serializeInput({ items, count: items.length }, "200"));
-        listBodies.set(stored, body);
+        const body = String(reply.serializeInput({ items, count: items.length }, "200"));
+        cached = { body, etag: `"${hash("sha256", body, "base64url").slice(0, 22)}"` };
+        listBodies.set(stored, cached);
       }
-      // Already serialised by the route's own schema: sent as is.
+      void reply.header("etag", cached.etag);
+      if (noneMatch(request.headers["if-none-match"], cached.etag)) return reply.code(304).send(null);
+      const body = cached.body;
       return reply.type("application/json; charset=utf-8").send(body as never);
     },
   );
