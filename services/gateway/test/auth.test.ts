@@ -211,6 +211,11 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH });
   await app.inject({ method: "GET", url: "/notifications/templates", headers: { authorization: "Bearer not-a-key-but-secret-looking" } });
   await app.inject({ method: "GET", url: "/notifications/templates?token=query-secret-77", headers: AUTH });
+  // A malformed body: V8's own message would quote the start of it (here a phone number).
+  const malformed = await app.inject({ method: "POST", url: "/notifications/preview", headers: { ...AUTH, "content-type": "application/json" }, payload: '{"phone":+8613812345678}' });
+  t.equal(malformed.statusCode, 400);
+  t.match(malformed.json().message, /^the body is not valid JSON: Unexpected token/, "the reason names the place");
+  t.notMatch(malformed.body, "861381", "not the text");
   // A value written around the gateway's validation: the list cannot decode it.
   const key = "ticket.expired.sms.xx";
   await nats.topology.buckets.templates.put(key, encodeJson("x").slice(1));
@@ -226,6 +231,8 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   t.ok(parsed.some((l) => l.msg === "request" && l.status === 401), "status codes are logged");
   t.notMatch(all, "query-secret-77", "a secret in the query string neither");
+  t.notMatch(all, "861381", "nor a phone number from a malformed body");
+  t.ok(parsed.some((l) => l.msg === "request" && l.status === 400 && typeof l.reason === "string" && l.reason.startsWith("the body is not valid JSON")), "the 400's reason is logged");
   const requestLines = parsed.filter((l) => l.msg === "request");
   t.ok(requestLines.length >= 4 && requestLines.every((l) => typeof l.reqId === "string" && l.reqId !== ""), "every request line carries its request id");
   t.ok(parsed.some((l) => l.msg === "request" && l.url === "/notifications/templates/ticket.expired/sms/xx/history"), "request parameters are logged");

@@ -17,11 +17,21 @@ async function jsonBody(app: FastifyInstance): Promise<void> {
       // The reviver only when a refused key can be there: JSON.parse alone is faster.
       done(null, /__proto__|constructor/.test(text) ? JSON.parse(text, refuseProtoKeys) : JSON.parse(text));
     } catch (err) {
-      if (err instanceof SyntaxError) return done(badRequest(`the body is not valid JSON: ${err.message}`), undefined);
+      if (err instanceof SyntaxError) return done(badRequest(`the body is not valid JSON: ${syntaxReason(err)}`), undefined);
       // The reviver recurses per level: a RangeError is a body nested deeper than the stack.
       done(err instanceof RangeError ? badRequest("the body is nested too deeply") : (err as Error), undefined);
     }
   });
+}
+
+/**
+ * V8 quotes up to ~30 characters of the text in some messages (`Unexpected token '+',
+ * "{"phone":+861381234"... is not valid JSON`): a phone number or a key, which the request's
+ * log line would then carry as its reason. Only the part that names the place is kept.
+ */
+function syntaxReason(err: SyntaxError): string {
+  const quoted = err.message.indexOf(', "');
+  return quoted >= 0 ? err.message.slice(0, quoted) : err.message;
 }
 
 function refuseProtoKeys(key: string, value: unknown): unknown {
