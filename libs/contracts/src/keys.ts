@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /**
  * Business ids come from publishers and may hold any character; KV keys only allow
@@ -48,7 +48,8 @@ export function lockKey(k: BusinessKey): string {
  * `Nats-Msg-Id` and WeChat's `client_msg_id` (32 hex characters plus a prefix).
  */
 export function sendIdFor(k: BusinessKey): string {
-  const h = createHash("sha256").update(lockKey(k)).digest("hex").slice(0, 32);
+  // One-shot: no Hash object per call (every event, every preview).
+  const h = hash("sha256", lockKey(k), "hex").slice(0, 32);
   return `snd_${h}`;
 }
 

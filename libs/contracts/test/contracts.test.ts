@@ -97,3 +97,14 @@ t.test("contracts - trace context", async (t) => {
   t.equal(parseTraceparent(`00-${"0".repeat(32)}-${"1".repeat(16)}-01`), null);
   t.not(childTrace("garbage").traceId, "", "malformed parent starts a new trace");
 });
+
+t.test("contracts - send_id stays sha256 of the lock key (ids already stored must keep matching)", async (t) => {
+  const { createHash } = await import("node:crypto");
+  for (const k of [
+    { event: "order.paid", order_id: "O-1001", ticket_id: null, channel: "wechat" },
+    { event: "ticket.refunded", order_id: "订单 7", ticket_id: "T-9", channel: "sms" },
+  ]) {
+    t.equal(sendIdFor(k), `snd_${createHash("sha256").update(lockKey(k)).digest("hex").slice(0, 32)}`, lockKey(k));
+  }
+  t.equal(sendIdFor({ event: "order.paid", order_id: "O-1001", ticket_id: null, channel: "wechat" }), "snd_194559710a0b68ce884fc9410137141e", "a known id");
+});
