@@ -250,7 +250,13 @@ class BucketLoop {
       }
     }
     this.lastError = null;
-    last.ack();
+    try {
+      last.ack();
+    } catch (err) {
+      // The connection is closing: the batch is committed, and the next start re-anchors the
+      // consumer at the database's position, so a lost ack costs nothing.
+      log.warn({ err, stream: this.stream }, "send log: batch committed, ack not sent");
+    }
     this.committed = Math.max(this.committed, seq);
     if (metrics) {
       const now = Date.now();
