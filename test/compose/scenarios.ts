@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { Buckets, FINAL_STATUSES, Streams, Status, type EventEnvelope } from "@notify/contracts";
+import { Buckets, Consumers, FINAL_STATUSES, Streams, Status, lockKey, type EventEnvelope } from "@notify/contracts";
 import { RecordStore } from "@notify/nats";
 import { openDb } from "@notify/sendlog";
 import { SimulatorControl, type SimMessage } from "@notify/wechat-simulator";
@@ -129,12 +129,22 @@ async function scenario(ctx: Ctx, name: string, disturb: () => Promise<Record<st
  */
 async function explainLost(ctx: Ctx, events: EventEnvelope[]): Promise<void> {
   const delivered = new Set(ctx.deliveries.all.map((m) => m.client_msg_id));
-  const lost = events.map((e) => sendIdOf(e)).filter((sid) => !delivered.has(sid)).slice(0, 5);
-  const records = new RecordStore(await new Kvm(ctx.nc).open(Buckets.records));
+  const lostEvents = events.filter((e) => !delivered.has(sendIdOf(e)));
+  const lost = lostEvents.map((e) => sendIdOf(e)).slice(0, 5);
+  const kvm = new Kvm(ctx.nc);
+  const records = new RecordStore(await kvm.open(Buckets.records));
+  const locks = await kvm.open(Buckets.locks);
+  // Where an event without a record stopped: in EVENTS or not, seen by the dispatcher or not.
+  const inEvents = await eventsHolding(ctx, new Set(lostEvents.map((e) => e.id))).catch((err: Error) => new Map<string, number>([[`unreadable: ${err.message}`, 0]]));
+  const dc = await ctx.jsm.consumers.info(Streams.events, Consumers.dispatcher).catch(() => null);
+  if (dc) log(`dispatcher consumer: delivered ${dc.delivered.stream_seq}, ack floor ${dc.ack_floor.stream_seq}, pending ${dc.num_pending}, ack pending ${dc.num_ack_pending}, redelivered ${dc.num_redelivered}`);
   const containers = docker("ps", "-a", "--format", "{{.Names}}", "--filter", `label=com.docker.compose.project=${project}`)
     .split("\n")
     .filter((c) => /-(dispatcher|sender)-\d+$/.test(c));
   for (const sid of lost) {
+    const e = lostEvents.find((x) => sendIdOf(x) === sid)!;
+    const lock = await locks.get(lockKey({ event: e.event, order_id: e.order_id, ticket_id: e.ticket_id ?? null, channel: "wechat" })).catch(() => null);
+    log(`lost ${sid}: event ${e.id} ${inEvents.has(e.id) ? `in EVENTS at seq ${inEvents.get(e.id)}` : "NOT in EVENTS"}; lock ${lock && lock.operation === "PUT" ? lock.string() : "absent"}`);
     const history = await records.history(sid).catch((err: Error) => [{ status: `history unreadable: ${err.message}` }]);
     log(`lost ${sid}: record history ${JSON.stringify(history.map((r) => ({ status: r.status, attempts: "attempts" in r ? r.attempts : undefined, updated_at: "updated_at" in r ? r.updated_at : undefined })))}`);
     for (const c of containers) {
@@ -142,13 +152,26 @@ async function explainLost(ctx: Ctx, events: EventEnvelope[]): Promise<void> {
       try {
         lines = execFileSync(dockerBin, ["logs", c], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 })
           .split("\n")
-          .filter((l) => l.includes(sid));
+          .filter((l) => l.includes(sid) || l.includes(e.id));
       } catch (err) {
         lines = [`logs unreadable: ${(err as Error).message}`];
       }
       for (const l of lines.slice(0, 20)) log(`lost ${sid}: ${c.replace(`${project}-`, "")}: ${l.slice(0, 600)}`);
     }
   }
+}
+
+/** EVENTS sequence of each event id asked for (a scan of the stream's last messages). */
+async function eventsHolding(ctx: Ctx, ids: Set<string>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const si = await ctx.jsm.streams.info(Streams.events);
+  for (let seq = si.state.last_seq; seq >= Math.max(si.state.first_seq, si.state.last_seq - 6 * EVENTS) && out.size < ids.size; seq--) {
+    const m = await ctx.jsm.streams.getMessage(Streams.events, { seq }).catch(() => null);
+    if (!m) continue;
+    const id = m.header?.get("Nats-Msg-Id") ?? "";
+    if (ids.has(id)) out.set(id, seq);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
