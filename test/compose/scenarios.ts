@@ -29,6 +29,9 @@ const container = (service: string, i = 1) => `${project}-${service}-${i}`;
 const ipOf = (name: string) => docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name).split(" ")[0]!;
 const log = (m: string) => console.log(`compose: ${m}`);
 
+/** The PubAck each published event got (event id → sequence, duplicate flag, time). */
+const pubAcks = new Map<string, { seq: number; duplicate: boolean; at: number }>();
+
 /** Every message the simulator accepted, read incrementally. */
 class Deliveries {
   all: SimMessage[] = [];
@@ -96,7 +99,12 @@ async function scenario(ctx: Ctx, name: string, disturb: () => Promise<Record<st
   const start = Date.now();
   const publishing = (async () => {
     for (let i = 0; i < events.length; i += 20) {
-      await Promise.all(events.slice(i, i + 20).map((e) => publishReliably(js, e, 120_000)));
+      await Promise.all(
+        events.slice(i, i + 20).map(async (e) => {
+          const ack = await publishReliably(js, e, 120_000);
+          pubAcks.set(e.id, { seq: ack.seq, duplicate: ack.duplicate, at: Date.now() });
+        }),
+      );
       await sleep(300);
     }
   })();
@@ -128,6 +136,8 @@ async function scenario(ctx: Ctx, name: string, disturb: () => Promise<Record<st
  * in the dispatcher's and senders' containers, so a failed run says where the key stopped.
  */
 async function explainLost(ctx: Ctx, events: EventEnvelope[]): Promise<void> {
+  const si = await ctx.jsm.streams.info(Streams.events).catch(() => null);
+  if (si) log(`EVENTS: ${si.state.messages} messages, seq ${si.state.first_seq}..${si.state.last_seq}, leader ${si.cluster?.leader}`);
   const delivered = new Set(ctx.deliveries.all.map((m) => m.client_msg_id));
   const lostEvents = events.filter((e) => !delivered.has(sendIdOf(e)));
   const lost = lostEvents.map((e) => sendIdOf(e)).slice(0, 5);
@@ -144,7 +154,13 @@ async function explainLost(ctx: Ctx, events: EventEnvelope[]): Promise<void> {
   for (const sid of lost) {
     const e = lostEvents.find((x) => sendIdOf(x) === sid)!;
     const lock = await locks.get(lockKey({ event: e.event, order_id: e.order_id, ticket_id: e.ticket_id ?? null, channel: "wechat" })).catch(() => null);
-    log(`lost ${sid}: event ${e.id} ${inEvents.has(e.id) ? `in EVENTS at seq ${inEvents.get(e.id)}` : "NOT in EVENTS"}; lock ${lock && lock.operation === "PUT" ? lock.string() : "absent"}`);
+    const ack = pubAcks.get(e.id);
+    const atAckSeq = ack ? await ctx.jsm.streams.getMessage(Streams.events, { seq: ack.seq }).catch(() => null) : null;
+    log(
+      `lost ${sid}: event ${e.id} ${inEvents.has(e.id) ? `in EVENTS at seq ${inEvents.get(e.id)}` : "NOT in EVENTS"}; ` +
+        `PubAck ${ack ? `seq ${ack.seq} duplicate ${ack.duplicate} at ${new Date(ack.at).toISOString()}` : "none"} (that seq now holds ${atAckSeq ? (atAckSeq.header?.get("Nats-Msg-Id") ?? "?") : "nothing"}); ` +
+        `lock ${lock && lock.operation === "PUT" ? lock.string() : "absent"}`,
+    );
     const history = await records.history(sid).catch((err: Error) => [{ status: `history unreadable: ${err.message}` }]);
     log(`lost ${sid}: record history ${JSON.stringify(history.map((r) => ({ status: r.status, attempts: "attempts" in r ? r.attempts : undefined, updated_at: "updated_at" in r ? r.updated_at : undefined })))}`);
     for (const c of containers) {
@@ -221,9 +237,12 @@ async function main(): Promise<void> {
       const sendsLeader = (await jsm.streams.info(Streams.sends)).cluster?.leader;
       partitioned = ["nats-3", "nats-2", "nats-1"].find((n) => n !== sendsLeader)!;
       const alias = partitioned;
+      const leaders = async () => (await Promise.all([Streams.events, Streams.sends, `KV_${Buckets.records}`].map(async (n) => `${n}:${(await jsm.streams.info(n).catch(() => null))?.cluster?.leader ?? "?"}`))).join(" ");
+      log(`partition: ${partitioned} cut off at ${new Date().toISOString()}; leaders before ${await leaders()}`);
       docker("network", "disconnect", network, container(partitioned));
       await sleep(20_000);
       docker("network", "connect", "--alias", alias, network, container(partitioned));
+      log(`partition: healed at ${new Date().toISOString()}; leaders ${await leaders()}`);
       return { partitioned };
     }),
   );

@@ -30,15 +30,22 @@ export const SENDER_MAX_ATTEMPTS = 5;
  * max_deliver of every sender consumer: a backstop far above SENDER_MAX_ATTEMPTS. A
  * delivery that fails on our own infrastructure (a KV or stream request timing out while
  * a node is partitioned or a leader is re-elected) makes no call and backs off up to
- * SENDER_INFRA_RETRY_MAX_MS, so this covers ~20 minutes of trouble before the server
+ * INFRA_RETRY_MAX_MS, so this covers ~20 minutes of trouble before the server
  * gives up and the DLQ monitor's advisory path takes over. That path is not relied on:
  * nats-server can drop a max-delivered work-queue message (docs/DECISIONS.md).
  */
 export const SENDER_MAX_DELIVER = 50;
-/** First and longest redelivery delay of a sender delivery that failed on infrastructure. */
-export const SENDER_INFRA_RETRY_BASE_MS = 1000;
-export const SENDER_INFRA_RETRY_MAX_MS = 30_000;
-/** max_deliver of the dispatcher: only infrastructure errors are retried, the last try records the failure. */
+/**
+ * First and longest redelivery delay of a sender or dispatcher delivery that failed on our
+ * infrastructure (the handler threw): doubling per delivery, so a leader election of 20 s
+ * costs five deliveries, not twenty.
+ */
+export const INFRA_RETRY_BASE_MS = 1000;
+export const INFRA_RETRY_MAX_MS = 30_000;
+/**
+ * max_deliver of the dispatcher: only infrastructure errors are retried (backing off up to
+ * INFRA_RETRY_MAX_MS: ~2.5 minutes in all), the last try records the failure.
+ */
 export const DISPATCHER_MAX_DELIVER = 10;
 
 export interface TopologyOptions {

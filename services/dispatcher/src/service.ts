@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Consumers, Streams } from "@notify/contracts";
-import { Actor, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
+import { Actor, INFRA_RETRY_BASE_MS, INFRA_RETRY_MAX_MS, JsPipeline, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import { TemplateCache } from "@notify/templates";
@@ -55,7 +55,19 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
     maxPayload: () => o.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
     ...(o.afterClaim ? { afterClaim: o.afterClaim } : {}),
   });
-  const actor = new Actor({ js, stream: Streams.events, consumer: Consumers.dispatcher, concurrency: o.concurrency, handle, log: o.log, ackWith: pipeline });
+  // A throw is an infrastructure error (SENDS or a bucket without a leader for a while):
+  // back off, doubling per delivery, so an election does not spend the ten deliveries.
+  const actor = new Actor({
+    js,
+    stream: Streams.events,
+    consumer: Consumers.dispatcher,
+    concurrency: o.concurrency,
+    handle,
+    log: o.log,
+    ackWith: pipeline,
+    errorDelayMs: INFRA_RETRY_BASE_MS,
+    errorDelayMaxMs: INFRA_RETRY_MAX_MS,
+  });
   await actor.start();
   o.log.info({ templates: templates.size, channels: o.channels, concurrency: o.concurrency }, "dispatcher started");
 

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createProviderAlert } from "@notify/alerting";
 import { Buckets, Consumers, Streams, type BackoffPolicy } from "@notify/contracts";
-import { Actor, JsPipeline, SENDER_INFRA_RETRY_BASE_MS, SENDER_INFRA_RETRY_MAX_MS, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
+import { Actor, JsPipeline, INFRA_RETRY_BASE_MS, INFRA_RETRY_MAX_MS, KvWriter, RecordStore, ensureTopology, isTopology, type Topology, type TopologyOptions } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
@@ -93,8 +93,8 @@ export async function startSender(o: SenderServiceOptions): Promise<SenderServic
     handle,
     log: o.log,
     ackWith: pipeline,
-    errorDelayMs: SENDER_INFRA_RETRY_BASE_MS,
-    errorDelayMaxMs: SENDER_INFRA_RETRY_MAX_MS,
+    errorDelayMs: INFRA_RETRY_BASE_MS,
+    errorDelayMaxMs: INFRA_RETRY_MAX_MS,
   });
   await actor.start();
   quota?.start();
