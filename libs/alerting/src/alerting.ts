@@ -95,6 +95,9 @@ export class Alerting {
     const observation = toObservation(m.subject, m.data, m.seq);
     const raised = this.rules.observe(observation, this.now(), !live);
     for (const r of raised) await this.raise(r);
+    // A dead or failed job was just copied to the DLQ (by a sender, or the DLQ monitor):
+    // check the depth now rather than at the next interval.
+    if (live && (m.subject === Subjects.dead || m.subject === Subjects.failed)) this.requestDlqCheck();
     // A sender's own alert (quota, token budget) was published, logged and counted by the
     // sender; this unit adds the operator's webhook. Live facts only: a replayed one was
     // forwarded before the restart.
