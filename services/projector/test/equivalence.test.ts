@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { Buckets, HeaderNames, Subjects, decodeJson, encodeJson, kvStream, kvSubjectPrefix, type EventEnvelope, type SendRecord } from "@notify/contracts";
+import { Buckets, FailReason, HeaderNames, Subjects, decodeJson, encodeJson, kvStream, kvSubjectPrefix, type EventEnvelope, type SendRecord } from "@notify/contracts";
 import { createLogger } from "@notify/log";
 import { Projector, listSends, migrate, openDb, orderSends, sendStats, type Db, type SendFilter, type SendRow } from "@notify/sendlog";
 import { Stack } from "../../../test/support/stack.ts";
@@ -53,7 +53,8 @@ function startProjector(b: Backend): ServiceProcess {
 function event(i: number): EventEnvelope | { bad: string } {
   const r = i % 100;
   const order = `O-${i % 2500}`;
-  const openid = r === 7 ? "oBlocked" : r === 8 ? "oFlaky" : `oT${i % 500}`;
+  // Both on order.paid events (r ≥ 33) so their faults are met: an order.cancelled has no template.
+  const openid = r === 47 ? "oBlocked" : r === 48 ? "oFlaky" : `oT${i % 500}`;
   if (r === 99) return { bad: i % 2 ? "{not json" : JSON.stringify({ id: `evt-bad-${i}`, event: "order.paid" }) };
   if (r < 10) return paidEvent({ event: "order.cancelled", order_id: order, recipient: { openid } });
   if (r < 30) return paidEvent({ event: "ticket.refunded", order_id: order, ticket_id: `T-${i % 3000}`, recipient: { openid, locale: "en" } });
@@ -232,8 +233,10 @@ const rows = [...expected.values()].map((e) => e.row);
 
 t.test("the pipeline produced every kind of record", async (t) => {
   const statuses = new Set(rows.map((r) => r.status));
-  for (const s of ["success", "skipped", "rejected"]) t.ok(statuses.has(s), `some ${s}`);
-  t.ok(rows.some((r) => r.attempts > 1), "some sends took more than one attempt");
+  for (const s of ["success", "skipped", "rejected", "failed"]) t.ok(statuses.has(s), `some ${s}`);
+  t.ok(rows.some((r) => r.openid === "oBlocked" && r.status === "failed" && r.reason === FailReason.permanent), "the blocked traveller's sends failed for good (43004)");
+  // Attempts are WeChat calls: only the flaky traveller's first calls (-1) make a second one.
+  t.ok(rows.some((r) => r.openid === "oFlaky" && r.status === "success" && r.attempts > 1), "some sends took more than one attempt");
   t.comment(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].map((s) => [s, rows.filter((r) => r.status === s).length])))}`);
   t.ok(killedAt > 0 && killedAt < scan[scan.length - 1]!.seq, `projectors killed at revision ${killedAt} of ${scan[scan.length - 1]!.seq}`);
   t.ok(rows.length >= EVENTS * 0.9, `${rows.length} send records for ${EVENTS} events`);
