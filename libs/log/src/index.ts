@@ -45,9 +45,12 @@ export const REDACT_PATHS = [
   "config.GATEWAY_API_KEYS",
 ];
 
-const SECRET_QUERY = /([?&](?:access_token|secret|appsecret|token|key)=)[^&#\s"]*/gi;
+// Secrets, and who a request is about: an admin searching the send log by openid, or
+// WeChat's pushes (its callback URL carries the follower's openid) would otherwise put a
+// traveller's identifier in every request line.
+const SECRET_QUERY = /([?&](?:access_token|secret|appsecret|token|key|openid|phone|mobile|phone_number)=)[^&#\s"]*/gi;
 
-/** Removes secrets from a URL or any string that may hold one. */
+/** Removes secrets and personal identifiers from a URL or any string that may hold one. */
 export function redactUrl(s: string): string {
   return s.replace(SECRET_QUERY, "$1[redacted]");
 }

@@ -22,6 +22,19 @@ t.test("log - secrets, tokens and bearer keys never reach a line", async (t) => 
   t.equal(redactUrl("a?token=x&b=2"), "a?token=[redacted]&b=2");
 });
 
+t.test("log - a traveller's openid or phone in a query string never reaches a line", async (t) => {
+  const { lines, dest } = capture();
+  const log = createLogger({ name: "test", level: "debug" }, dest);
+  log.info({ url: "/notifications/sends?openid=oPERSONAL-1&status=failed" }, "request");
+  log.info({ url: "/wechat/callback?signature=abc&timestamp=1&nonce=2&openid=oPERSONAL-2&encrypt_type=aes" }, "push");
+  log.info({ url: "/x?Phone=%2B8613812345678&mobile=13812345678&phone_number=1381234" }, "sms");
+  const all = lines.join("");
+  t.notMatch(all, "PERSONAL", "openids redacted");
+  t.notMatch(all, /1381234/, "phone numbers redacted");
+  t.match(all, /status=failed/, "the filters that say nothing of a person are kept");
+  t.match(all, /encrypt_type=aes/);
+});
+
 t.test("log - async: lines written in the background still all arrive, redacted, when the process exits", async (t) => {
   const { spawnSync } = await import("node:child_process");
   const script = [

@@ -211,6 +211,8 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   await app.inject({ method: "GET", url: "/notifications/templates", headers: AUTH });
   await app.inject({ method: "GET", url: "/notifications/templates", headers: { authorization: "Bearer not-a-key-but-secret-looking" } });
   await app.inject({ method: "GET", url: "/notifications/templates?token=query-secret-77", headers: AUTH });
+  // An admin searching the send log for one traveller.
+  await app.inject({ method: "GET", url: "/notifications/sends?openid=oTRAVELLER-88&status=failed", headers: AUTH });
   // A malformed body: V8's own message would quote the start of it (here a phone number).
   const malformed = await app.inject({ method: "POST", url: "/notifications/preview", headers: { ...AUTH, "content-type": "application/json" }, payload: '{"phone":+8613812345678}' });
   t.equal(malformed.statusCode, 400);
@@ -231,6 +233,8 @@ t.test("gateway - logs carry requests and status codes but never a key; 5xx hide
   const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   t.ok(parsed.some((l) => l.msg === "request" && l.status === 401), "status codes are logged");
   t.notMatch(all, "query-secret-77", "a secret in the query string neither");
+  t.notMatch(all, "oTRAVELLER-88", "nor the openid an admin searched for");
+  t.ok(parsed.some((l) => l.msg === "request" && String(l.url).includes("openid=[redacted]&status=failed")), "the search is still logged, without whom");
   t.notMatch(all, "861381", "nor a phone number from a malformed body");
   t.ok(parsed.some((l) => l.msg === "request" && l.status === 400 && typeof l.reason === "string" && l.reason.startsWith("the body is not valid JSON")), "the 400's reason is logged");
   const requestLines = parsed.filter((l) => l.msg === "request");
