@@ -2,11 +2,11 @@
 // Each scenario file starts its own nats-server (or cluster), its own WeChat simulator
 // and its own service processes, and prints one summary line per scenario.
 import { setTimeout as sleep } from "node:timers/promises";
-import { jetstream, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
 import { Streams, Subjects, decodeJson, encodeJson, sendIdFor, templateKey, type EventEnvelope, type SendRecord, type Template } from "@notify/contracts";
-import { RecordStore, ensureTopology, type Topology } from "@notify/nats";
+import { RecordStore, ensureTopology, publishConfirmed, type ConfirmedAck, type Topology } from "@notify/nats";
 import { NatsServer } from "@notify/nats-server";
 import { startSimulator, type Simulator } from "@notify/wechat-simulator";
 import { startService, type ServiceName, type ServiceProcess } from "./processes.js";
@@ -99,16 +99,24 @@ export async function putTemplate(kv: KV, t: Template): Promise<void> {
   await kv.put(templateKey(t.event, t.channel, t.language), encodeJson(t));
 }
 
+const managers = new WeakMap<JetStreamClient, Promise<JetStreamManager>>();
+const jsmOf = (js: JetStreamClient): Promise<JetStreamManager> => {
+  let m = managers.get(js);
+  if (!m) managers.set(js, (m = js.jetstreamManager()));
+  return m;
+};
+
 /**
  * Publishes like a well-behaved publisher: with `Nats-Msg-Id` = event id, retrying until
- * JetStream acknowledges (a retry inside the duplicate window is stored once).
+ * JetStream acknowledges (a retry inside the duplicate window is stored once); a
+ * "duplicate" answer is checked against EVENTS (publishConfirmed).
  */
-export async function publishReliably(js: JetStreamClient, e: EventEnvelope, deadlineMs = 60_000): Promise<PubAck> {
+export async function publishReliably(js: JetStreamClient, e: EventEnvelope, deadlineMs = 60_000): Promise<ConfirmedAck> {
   const until = Date.now() + deadlineMs;
   let delay = 50;
   for (;;) {
     try {
-      return await js.publish(Subjects.event(e.event), encodeJson(e), { msgID: e.id, timeout: 2000 });
+      return await publishConfirmed(js, await jsmOf(js), Streams.events, Subjects.event(e.event), encodeJson(e), { msgID: e.id, timeout: 2000 });
     } catch (err) {
       if (Date.now() > until) throw err;
       await sleep(delay);

@@ -7,3 +7,4 @@ export * from "./jobs.js";
 export * from "./dlq.js";
 export * from "./js-pipeline.js";
 export * from "./fallback.js";
+export * from "./confirmed-publish.js";

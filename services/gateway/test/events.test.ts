@@ -45,6 +45,22 @@ t.test("gateway - POST /notifications/events publishes on events.<event> with Na
   t.match(m2!.header.get(HeaderNames.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a new trace when the caller sends none");
 });
 
+t.test("gateway - a re-post answered 'duplicate' of a copy EVENTS does not hold is stored again", async (t) => {
+  const app = await appFor(t, nats);
+  const env = envelope();
+  const first = (await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: env })).json();
+  // The first copy is gone while the server still remembers its message id (what a
+  // partitioned leader's never-committed publish looks like to the client's retry).
+  await nats.topology.jsm.streams.deleteMessage(Streams.events, first.seq);
+  const again = await app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: env });
+  t.equal(again.statusCode, 202);
+  t.equal(again.json().duplicate, false, "not reported as a duplicate: a new copy was stored");
+  t.not(again.json().seq, first.seq);
+  const m = await nats.topology.jsm.streams.getMessage(Streams.events, { seq: again.json().seq });
+  t.same(decodeJson(m!.data), env, "the envelope, under its own event id");
+  t.equal(m!.header.get(HeaderNames.msgId), `${env.id}.republish.1`, "a derived message id (the dispatcher de-duplicates by event id)");
+});
+
 t.test("gateway - POST /notifications/events rejects invalid envelopes (400 with reasons) and large ones (413)", async (t) => {
   const app = await appFor(t, nats);
   const post = (payload: unknown) => app.inject({ method: "POST", url: "/notifications/events", headers: AUTH, payload: payload as object });

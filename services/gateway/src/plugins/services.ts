@@ -27,6 +27,7 @@ export interface NotifyServices {
   search: SendSearch;
   dlq: DlqAdmin;
   js: JetStreamClient;
+  jsm: JetStreamManager;
   metrics: Metrics;
   gatewayMetrics: GatewayMetrics;
   ready(): Promise<Readiness>;
@@ -75,6 +76,7 @@ async function services(app: FastifyInstance, opts: ServicesOptions): Promise<vo
     search,
     dlq: new DlqAdmin(opts.jsm, js, records),
     js,
+    jsm: opts.jsm,
     metrics: opts.metrics,
     gatewayMetrics: opts.gatewayMetrics,
     async ready() {

@@ -31,7 +31,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<{ channels: readonly string[] }> = 
       },
     },
     async (request, reply) => {
-      const res = await publishEvent(app.notify.js, request.body, request.headers.traceparent);
+      const res = await publishEvent(app.notify.js, app.notify.jsm, request.body, request.headers.traceparent);
       app.notify.gatewayMetrics.eventsPublished.inc({ event: request.body.event, duplicate: String(res.duplicate) });
       return reply
         .code(202)

@@ -1,6 +1,7 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { HeaderNames, Subjects, childTrace, encodeJson, sendIdFor, type EventEnvelope } from "@notify/contracts";
+import { HeaderNames, Streams, Subjects, childTrace, encodeJson, sendIdFor, type EventEnvelope } from "@notify/contracts";
+import { publishConfirmed } from "@notify/nats";
 
 export interface PublishedEvent {
   id: string;
@@ -13,13 +14,15 @@ export interface PublishedEvent {
 /**
  * Puts a validated envelope on `events.<event>` with `Nats-Msg-Id: <id>` (EVENTS
  * de-duplicates a re-post within its window) and a `traceparent` in the caller's trace.
+ * A "duplicate" answer is checked against the stream (publishConfirmed): a client's retry
+ * after a 503 must not be dropped as a duplicate of a copy the stream never stored.
  */
-export async function publishEvent(js: JetStreamClient, envelope: EventEnvelope, callerTraceparent?: string): Promise<PublishedEvent> {
+export async function publishEvent(js: JetStreamClient, jsm: JetStreamManager, envelope: EventEnvelope, callerTraceparent?: string): Promise<PublishedEvent> {
   const trace = childTrace(callerTraceparent);
   const h = headers();
   h.set(HeaderNames.traceparent, trace.traceparent);
   const subject = Subjects.event(envelope.event);
-  const ack = await js.publish(subject, encodeJson(envelope), { msgID: envelope.id, headers: h });
+  const ack = await publishConfirmed(js, jsm, Streams.events, subject, encodeJson(envelope), { msgID: envelope.id, headers: h });
   return { id: envelope.id, subject, seq: ack.seq, duplicate: ack.duplicate, traceparent: trace.traceparent };
 }
 
