@@ -19,6 +19,8 @@ export interface DispatcherServiceOptions {
   /** Ensured already (main.ts), or options to ensure it with. */
   topology?: TopologyOptions | Topology;
   afterClaim?: (sendId: string) => Promise<void> | void;
+  /** How a delivery that threw backs off (default INFRA_RETRY_BASE_MS doubling to INFRA_RETRY_MAX_MS); tests shorten it. */
+  infraRetry?: { baseMs: number; maxMs: number };
 }
 
 export interface DispatcherService {
@@ -65,8 +67,8 @@ export async function startDispatcher(o: DispatcherServiceOptions): Promise<Disp
     handle,
     log: o.log,
     ackWith: pipeline,
-    errorDelayMs: INFRA_RETRY_BASE_MS,
-    errorDelayMaxMs: INFRA_RETRY_MAX_MS,
+    errorDelayMs: o.infraRetry?.baseMs ?? INFRA_RETRY_BASE_MS,
+    errorDelayMaxMs: o.infraRetry?.maxMs ?? INFRA_RETRY_MAX_MS,
   });
   await actor.start();
   o.log.info({ templates: templates.size, channels: o.channels, concurrency: o.concurrency }, "dispatcher started");

@@ -33,7 +33,7 @@ t.before(async () => {
   // WeChat's keyword rules cut data fields to 20 characters; the link is not cut, so a long
   // title makes a long job.
   await topo.buckets.templates.put(templateKey("order.paid", "wechat", "zh-CN"), encodeJson(paidTemplate({ url: "https://m.example.com/orders/{{title}}" })));
-  dispatcher = await startDispatcher({ nc, log: createLogger({ name: "dispatcher", level: "silent" }), metrics: createMetrics("claim-test"), channels: ["wechat"], concurrency: 16 });
+  dispatcher = await startDispatcher({ nc, log: createLogger({ name: "dispatcher", level: "silent" }), metrics: createMetrics("claim-test"), channels: ["wechat"], concurrency: 16, infraRetry: { baseMs: 20, maxMs: 200 } });
 });
 t.teardown(async () => {
   await dispatcher.close();
