@@ -210,11 +210,21 @@ export class NatsCluster {
     const clusterPorts = await Promise.all(Array.from({ length: n }, () => freePort()));
     const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
     const name = `c${process.pid}`;
-    const servers = await Promise.all(
+    const started = await Promise.allSettled(
       clusterPorts.map((port, i) => NatsServer.start({ ...opts, name: `n${i + 1}`, cluster: { name, port, routes } })),
     );
+    const servers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const cluster = new NatsCluster(servers, routes, name);
-    await cluster.waitForMetaLeader();
+    try {
+      const failed = started.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      // Generous: on a loaded 2-core box the peers take a while to become current.
+      await cluster.waitForMetaLeader(60_000);
+    } catch (err) {
+      // A cluster that never formed must not outlive its caller's failed start.
+      await cluster.stop().catch(() => undefined);
+      throw err;
+    }
     return cluster;
   }
 

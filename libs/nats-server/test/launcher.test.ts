@@ -49,3 +49,7 @@ t.test("launcher - a 3-node JetStream cluster agrees on a meta leader", async (t
   t.equal(si.cluster?.replicas?.length, 2, "an R3 stream has a leader and two replicas");
   await nc.close();
 });
+
+t.test("launcher - a cluster whose servers cannot start rejects with the server's message, not a hang", async (t) => {
+  await t.rejects(NatsCluster.start(3, { extraConfig: "no_such_option_at_all: 1" }), /exited early/);
+});
