@@ -34,6 +34,8 @@ export type SendResult =
       durationMs: number;
       /** Do not try again before this long (the forced-refresh budget, or the daily quota's reset at midnight Beijing time). */
       retryAfterMs?: number;
+      /** The daily quota's reset as an instant (epoch ms, the client's clock): what `retryAfterMs` counts to. */
+      retryAt?: number;
     };
 
 /** `cgi-bin/openapi/quota/get` for one API: today's limit and use (WeChat's day, Beijing time). */
@@ -165,8 +167,9 @@ export class WeChatClient {
     const error = this.scrub(a.error, token);
     this.log?.debug({ client_msg_id: payload.client_msg_id, kind, code: a.code, durationMs }, "template message not sent");
     // The daily quota (45009) comes back at midnight Beijing time, not before: say so.
-    const retryAfterMs = kind === "quota" ? msUntilWeChatDay(this.now()) : undefined;
-    return { kind, errcode: a.errcode, ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}), code: a.code, error, durationMs, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+    const at = this.now();
+    const retryAfterMs = kind === "quota" ? msUntilWeChatDay(at) : undefined;
+    return { kind, errcode: a.errcode, ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}), code: a.code, error, durationMs, ...(retryAfterMs !== undefined ? { retryAfterMs, retryAt: at + retryAfterMs } : {}) };
   }
 
   /**

@@ -200,9 +200,11 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     const last = attempts - before >= SENDER_MAX_ATTEMPTS;
     // A provider's "not before" (the token refresh budget) stretches the back-off, within RETRY_MAX_MS.
     // A quota waits for its reset when the provider says when (WeChat: midnight Beijing time),
-    // spread so the parked backlog does not wake in one burst; else QUOTA_PARK_MS.
+    // spread so the parked backlog does not wake in one burst; else QUOTA_PARK_MS. The reset
+    // is an instant: time spent since the provider answered does not push it later.
+    const quotaResetAt = outcome.kind === "quota" && outcome.retryAfterMs !== undefined ? (outcome.retryAt ?? now.getTime() + outcome.retryAfterMs) : undefined;
     const waitMs =
-      outcome.kind === "quota" ? (outcome.retryAfterMs !== undefined ? outcome.retryAfterMs + Math.floor(random() * spreadMs) : deps.quotaParkMs)
+      outcome.kind === "quota" ? (quotaResetAt !== undefined ? quotaResetAt - now.getTime() + Math.floor(random() * spreadMs) : deps.quotaParkMs)
       : last ? 0
       : Math.max(backoffDelay(attempts, deps.retry, deps.random), Math.min(outcome.retryAfterMs ?? 0, deps.retry.maxMs));
     const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
@@ -216,7 +218,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     if (outcome.kind === "quota") {
       // The daily quota is exhausted: park a copy with its own delivery budget instead of
       // burning this one's retries; the original is acked.
-      if (outcome.retryAfterMs !== undefined) quotaSpentUntil = Math.max(quotaSpentUntil, now.getTime() + outcome.retryAfterMs);
+      if (quotaResetAt !== undefined) quotaSpentUntil = Math.max(quotaSpentUntil, quotaResetAt);
       await park(deps, job, attempts, msg.seq, now.getTime() + waitMs, h?.get(HeaderNames.traceparent));
       metrics.quotaParked.inc({ channel: ch, how: "called" });
       deps.onAlert?.(outcome.alert ?? "quota_exceeded", ch, error);

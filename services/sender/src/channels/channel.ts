@@ -12,6 +12,8 @@ export type SendOutcome =
       error: string;
       /** The provider said when to try again (at least this long). */
       retryAfterMs?: number;
+      /** The same as an instant (epoch ms), when the provider names one (WeChat's quota reset): exact whatever time passed since. */
+      retryAt?: number;
       /** An operator should hear of it (e.g. the forced token refresh budget is spent). */
       alert?: AlertFact["kind"];
     };

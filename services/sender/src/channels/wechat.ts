@@ -54,6 +54,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
         code: r.code,
         error: r.error,
         ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
+        ...(r.retryAt !== undefined ? { retryAt: r.retryAt } : {}),
         ...(r.code === TOKEN_REFRESH_BUDGET_CODE ? { alert: "token_refresh_budget" as const } : isAccountConfigErrcode(r.errcode) ? { alert: "account_config" as const } : {}),
       };
     },
