@@ -1,5 +1,6 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "@notify/log";
+import { backoffDelay } from "@notify/contracts";
 
 /** What a handler decided; `settle()` is the one place that acks, naks or terms. */
 export type Decision =
@@ -19,10 +20,9 @@ export interface AckWith {
   ackAck?: (msg: JsMsg) => Promise<unknown>;
 }
 
-/** Redelivery delay after the n-th delivery threw: `base`, or `base·2^(n-1)` capped at `max` when set. */
+/** Redelivery delay after the n-th delivery threw: `base`, or the system's back-off (no jitter) capped at `max` when set. */
 export function errorDelay(delivery: number, baseMs: number, maxMs?: number): number {
-  if (maxMs === undefined) return baseMs;
-  return Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, delivery - 1)));
+  return maxMs === undefined ? baseMs : backoffDelay(delivery, { baseMs, maxMs, jitter: 0 });
 }
 
 export async function settle(msg: JsMsg, d: Decision, via: AckWith = {}): Promise<void> {
