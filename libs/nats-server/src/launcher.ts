@@ -4,6 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { connect } from "@nats-io/transport-node";
+import { StorageType, jetstreamManager } from "@nats-io/jetstream";
 import { ensureNatsServer } from "./find-binary.js";
 
 /** Found once per process (and per NATS_SERVER_BIN), not on every start. */
@@ -230,14 +232,19 @@ export class NatsCluster {
 
   /**
    * Resolves when every running node reports the same JetStream meta leader and the
-   * leader sees every other node as a current peer. Agreement alone is not enough on
-   * 2.10: a stream with replicas created before the peers are current fails with
-   * "insufficient resources".
+   * cluster can place a stream on every node. Agreement alone is not enough on 2.10: a
+   * stream with replicas created before the peers are current fails with "insufficient
+   * resources". The leader's view of its peers ("current") is the quick signal, but an
+   * idle meta group can leave a caught-up follower marked not current for a long time
+   * (seen in CI: 60 s with all three nodes agreeing), so once the leader lists every
+   * peer, a throw-away R<n> stream is the decisive test — and its own meta traffic lets
+   * a lagging follower catch up.
    */
   async waitForMetaLeader(timeoutMs = 30_000): Promise<string> {
-    type Meta = { leader?: string; replicas?: Array<{ current?: boolean }> };
+    type Meta = { leader?: string; replicas?: Array<{ name?: string; current?: boolean; active?: number }> };
     const deadline = Date.now() + timeoutMs;
     let last = "";
+    let nextProbe = 0;
     while (Date.now() < deadline) {
       try {
         const metas = await Promise.all(
@@ -248,17 +255,41 @@ export class NatsCluster {
           }),
         );
         const leaders = metas.map((m) => m.leader ?? "");
-        last = leaders.join(",");
         const agreed = leaders[0] && leaders.every((l) => l === leaders[0]);
         // Only the leader's /jsz lists the replicas.
         const peers = metas.find((m) => m.replicas)?.replicas ?? [];
-        if (agreed && peers.length === this.servers.length - 1 && peers.every((p) => p.current)) return leaders[0]!;
+        last = `leaders ${leaders.join(",")}; peers ${peers.map((p) => `${p.name}:${p.current ? "current" : "behind"}`).join(",") || "none"}`;
+        if (agreed && peers.length === this.servers.length - 1) {
+          if (peers.every((p) => p.current)) return leaders[0]!;
+          if (Date.now() >= nextProbe) {
+            nextProbe = Date.now() + 2_000;
+            const placed = await this.canPlaceReplicatedStream();
+            if (placed === true) return leaders[0]!;
+            last += `; probe stream: ${placed}`;
+          }
+        }
       } catch (err) {
         last = String(err);
       }
       await sleep(100);
     }
     throw new Error(`cluster did not agree on a meta leader with current peers in ${timeoutMs}ms (last: ${last})`);
+  }
+
+  /** Creates and deletes an R<n> memory stream; true, or the reason it could not. */
+  async canPlaceReplicatedStream(): Promise<true | string> {
+    const nc = await connect({ servers: this.urls, timeout: 5_000, noAsyncTraces: true });
+    const name = `launcher_probe_${process.pid}_${Date.now()}`;
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+      await jsm.streams.add({ name, subjects: [`_launcher_probe.${name}`], storage: StorageType.Memory, num_replicas: this.servers.length });
+      await jsm.streams.delete(name).catch(() => undefined);
+      return true;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
   }
 
   /** Kills node i (SIGKILL) and keeps its store for a later restart. */

@@ -50,6 +50,20 @@ t.test("launcher - a 3-node JetStream cluster agrees on a meta leader", async (t
   await nc.close();
 });
 
+t.test("launcher - the placement probe: an R3 stream fits a whole cluster, not one missing a node", async (t) => {
+  const c = await NatsCluster.start(3);
+  t.teardown(() => c.stop());
+  t.equal(await c.canPlaceReplicatedStream(), true, "all three nodes up: the probe stream is placed (and removed)");
+  const nc = await connect({ servers: c.urls });
+  const jsm = await jetstreamManager(nc);
+  t.same(await jsm.streams.names().next(), [], "the probe leaves no stream behind");
+  await nc.close();
+  await c.kill(2);
+  const n3down = await c.canPlaceReplicatedStream();
+  t.type(n3down, "string", "with a node down the probe reports why it could not place the stream");
+  t.match(String(n3down), /insufficient|no suitable peers|timeout|TIMEOUT/i);
+});
+
 t.test("launcher - a cluster whose servers cannot start rejects with the server's message, not a hang", async (t) => {
   await t.rejects(NatsCluster.start(3, { extraConfig: "no_such_option_at_all: 1" }), /exited early/);
 });
