@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from "fastify";
 import type { Logger } from "@notify/log";
 import { createMetrics, type Metrics } from "@notify/metrics";
 import { createKeyVerifier } from "./auth.js";
@@ -61,7 +61,8 @@ export function buildApp(deps: AppDeps): GatewayApp {
     loggerInstance,
     bodyLimit: BODY_LIMIT,
     // One line per answered request instead of Fastify's start/finish pair (plugins/request-log.ts).
-    disableRequestLogging: true,
+    // (Fastify 5.8 moved the switch into a LogController; the top-level option warns FSTDEP023.)
+    logController: new LogController({ disableRequestLogging: true }),
     // Unknown fields in a template are a mistake to report (400), not to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },

@@ -4,6 +4,11 @@ import { createLogger } from "@notify/log";
 import { AUTH, API_KEY, appFor, startNats } from "./fixtures/helpers.js";
 
 // What a newcomer meets first: the bare address, a body too large, and the log.
+
+// A deprecated Fastify option prints a warning on every start that operators would chase;
+// Fastify warns once per process, so listen before the first app is built.
+const warnings: string[] = [];
+process.on("warning", (w: Error & { code?: string }) => warnings.push(`${w.code ?? w.name}: ${w.message}`));
 const nats = await startNats(t);
 
 /** A real pino logger whose JSON lines are kept for assertions. */
@@ -50,4 +55,6 @@ t.test("gateway - one log line per request: method, URL, status, time, and a 4xx
   t.type(requests[1]!.reason, "string", "the 404's reason is logged");
   t.match(requests[2], { status: 401, reason: /key|auth|bearer/i });
   t.notMatch(JSON.stringify(lines()), API_KEY, "the key never reaches the log");
+  await new Promise((r) => setImmediate(r));
+  t.same(warnings.filter((w) => /^FST/.test(w)), [], "building the gateway raises no Fastify deprecation warning");
 });
