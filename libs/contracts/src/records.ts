@@ -90,6 +90,12 @@ export const FailReason = {
   dispatch: "dispatch",
   /** The stored template for this event does not compile (the error is in `last_error`). */
   templateInvalid: "template_invalid",
+  /**
+   * A call's outcome was unknown (no errcode came back) and the provider's client_msg_id
+   * de-duplication (WeChat: 10 minutes) has run out since: another call could deliver a
+   * second message, so none is made. An operator replays the DLQ entry to send anyway.
+   */
+  dedupWindow: "dedup_window_passed",
 } as const;
 
 /** One send (or a rejected event) as recorded in `notification_events`, keyed by `send_id`. */
@@ -116,6 +122,11 @@ export interface SendRecord {
   receipt_at?: string | undefined;
   /** While `retrying`: when the next attempt is due (the nak delay or the end of a quota park). */
   next_attempt_at?: string | undefined;
+  /**
+   * When the first call whose outcome is unknown began (a timeout, a lost answer): the
+   * provider may have delivered it, and only its client_msg_id window makes a retry safe.
+   */
+  uncertain_since?: string | undefined;
   /** SMS: Tencent's SerialNo (the `sid` of its status reports). */
   sms_serial_no?: string | undefined;
   /** SMS: the number, masked (all but the last 4 digits). */

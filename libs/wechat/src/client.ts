@@ -36,6 +36,12 @@ export type SendResult =
       retryAfterMs?: number;
       /** The daily quota's reset as an instant (epoch ms, the client's clock): what `retryAfterMs` counts to. */
       retryAt?: number;
+      /**
+       * The send may have been delivered: the request left and no errcode came back (a
+       * timeout, a dropped connection, an HTTP error, an unreadable body). A retry is
+       * only safe while WeChat still de-duplicates the client_msg_id (10 minutes).
+       */
+      uncertain?: true;
     };
 
 /** `cgi-bin/openapi/quota/get` for one API: today's limit and use (WeChat's day, Beijing time). */
@@ -97,7 +103,7 @@ const MSGID = /"msgid"\s*:\s*"?(\d+)/;
 
 type Attempt =
   | { cls: "success"; msgid: string }
-  | { cls: "token" | SendFailureKind; errcode: number | null; httpStatus?: number; code: string; error: string };
+  | { cls: "token" | SendFailureKind; errcode: number | null; httpStatus?: number; code: string; error: string; uncertain?: true };
 
 /**
  * WeChat Official Account client: template messages with a shared access token.
@@ -169,7 +175,16 @@ export class WeChatClient {
     // The daily quota (45009) comes back at midnight Beijing time, not before: say so.
     const at = this.now();
     const retryAfterMs = kind === "quota" ? msUntilWeChatDay(at) : undefined;
-    return { kind, errcode: a.errcode, ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}), code: a.code, error, durationMs, ...(retryAfterMs !== undefined ? { retryAfterMs, retryAt: at + retryAfterMs } : {}) };
+    return {
+      kind,
+      errcode: a.errcode,
+      ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}),
+      code: a.code,
+      error,
+      durationMs,
+      ...(retryAfterMs !== undefined ? { retryAfterMs, retryAt: at + retryAfterMs } : {}),
+      ...(a.uncertain ? { uncertain: true as const } : {}),
+    };
   }
 
   /**
@@ -191,12 +206,13 @@ export class WeChatClient {
     const r = await this.http.call("POST", `${SEND_PATH}?access_token=${encodeURIComponent(token)}`, body);
     if (!r.ok) {
       this.onCall?.(r.code, r.durationMs, "send");
-      return { cls: ErrcodeClass.retryable, errcode: null, ...(r.httpStatus !== undefined ? { httpStatus: r.httpStatus } : {}), code: r.code, error: r.error };
+      // No errcode: WeChat may have taken the message before the answer was lost.
+      return { cls: ErrcodeClass.retryable, errcode: null, ...(r.httpStatus !== undefined ? { httpStatus: r.httpStatus } : {}), code: r.code, error: r.error, uncertain: true };
     }
     const errcode = r.body.errcode === undefined ? 0 : r.body.errcode;
     if (typeof errcode !== "number") {
       this.onCall?.("bad_response", r.durationMs, "send");
-      return { cls: ErrcodeClass.retryable, errcode: null, httpStatus: 200, code: "bad_response", error: "WeChat answered without a numeric errcode" };
+      return { cls: ErrcodeClass.retryable, errcode: null, httpStatus: 200, code: "bad_response", error: "WeChat answered without a numeric errcode", uncertain: true };
     }
     this.onCall?.(errcode, r.durationMs, "send");
     const cls = classifyErrcode(errcode);

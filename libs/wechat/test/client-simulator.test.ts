@@ -103,6 +103,8 @@ t.test("wechat client - every fault kind is classified", async (t) => {
     sim.setFault({ ...fault, times: 1 });
     const r = await c.sendTemplate(payload(`snd_fault_${i++}`));
     t.match(r, want, `${fault.kind} ${fault.errcode ?? fault.status ?? ""}`);
+    // Only an answer without an errcode leaves the outcome unknown (WeChat may have delivered).
+    t.equal(r.kind !== "success" && r.uncertain === true, want.errcode === null, `${fault.kind}: uncertain only without an errcode`);
   }
   t.equal(sim.messages.length, 1, "only the warm-up was delivered");
 
