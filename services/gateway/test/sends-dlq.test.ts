@@ -46,12 +46,12 @@ function record(j: SendJob, status: SendRecord["status"], over: Partial<SendReco
 }
 
 /** Drives a record through queued → retrying → dead and copies the job to the DLQ, as sender and dlq-monitor do. */
-async function deadLetter(order_id: string, ticket_id: string | null = null): Promise<{ job: SendJob; seq: number }> {
+async function deadLetter(order_id: string, ticket_id: string | null = null, dead: Partial<SendRecord> = {}): Promise<{ job: SendJob; seq: number }> {
   const j = job(order_id, ticket_id);
   for (const [status, over] of [
     [Status.queued, {}],
     [Status.retrying, { attempts: 1, last_error: "errcode -1" }],
-    [Status.dead, { attempts: 5, last_error: "errcode -1", reason: "max_deliveries" }],
+    [Status.dead, { attempts: 5, last_error: "errcode -1", reason: "max_deliveries", ...dead }],
   ] as const) {
     const w = await records.write(j.send_id, () => record(j, status, over));
     if (!w.written) throw new Error(`could not write ${status}`);
@@ -162,6 +162,20 @@ t.test("gateway - DLQ replay: record back to queued, job on SENDS under a fresh 
   await nats.topology.jsm.streams.deleteMessage(Streams.sends, r.sends_seq);
 
   t.equal((await app.inject({ method: "POST", url: `/notifications/dlq/${seq}/replay`, headers: AUTH })).statusCode, 404, "a second replay finds nothing");
+});
+
+t.test("gateway - DLQ replay of a send dead-lettered past WeChat's de-duplication window clears uncertain_since (the operator chose to send again)", async (t) => {
+  const app = await appFor(t, nats);
+  const since = new Date(Date.now() - 11 * 60_000).toISOString();
+  const { job: j, seq } = await deadLetter("O-REPLAY-UNCERTAIN", null, { attempts: 1, reason: "dedup_window_passed", uncertain_since: since });
+  const shown = await app.inject({ method: "GET", url: `/notifications/sends/${j.send_id}`, headers: AUTH });
+  t.equal(shown.json().record.uncertain_since, since, "the send log shows when the unanswered call began");
+  const res = await app.inject({ method: "POST", url: `/notifications/dlq/${seq}/replay`, headers: AUTH });
+  t.equal(res.statusCode, 200);
+  const stored = (await records.get(j.send_id))!.record;
+  t.equal(stored.status, "queued");
+  t.equal(stored.uncertain_since, undefined, "the sender will call WeChat again instead of dead-lettering it at once");
+  await nats.topology.jsm.streams.deleteMessage(Streams.sends, res.json().sends_seq);
 });
 
 t.test("gateway - DLQ replay refuses a send that was delivered meanwhile (409) and leaves the entry", async (t) => {

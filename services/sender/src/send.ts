@@ -34,6 +34,9 @@ import type { Metrics } from "@notify/metrics";
 import type { Channel } from "./channels/channel.js";
 import { RECIPIENT_FAILURE_CODES } from "./fallback.js";
 
+/** Kept off the provider's de-duplication window: the call's own time and clock skew between replicas. */
+export const DEDUP_MARGIN_MS = 60_000;
+
 
 export interface SenderDeps {
   js: JetStreamClient;
@@ -131,6 +134,18 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       return deadLetterJob(deps, msg, job, made, r?.last_error ?? `${made} attempts failed`, expected, log);
     }
 
+    // An earlier call may have been delivered (its answer was lost): a call after the
+    // provider's de-duplication ran out could deliver a second message. Dead-lettered
+    // instead; an operator's DLQ replay sends it anyway, knowingly.
+    const uncertainSince = Date.parse(expected?.record.uncertain_since ?? "");
+    if (channel.dedupWindowMs !== undefined && nowMs - uncertainSince >= channel.dedupWindowMs - DEDUP_MARGIN_MS) {
+      const minutes = Math.round((nowMs - uncertainSince) / 60_000);
+      const lastError =
+        `an earlier call's outcome is unknown (${expected?.record.last_error ?? "no answer"}) and ${minutes} min have passed since, ` +
+        `beyond ${ch}'s ${channel.dedupWindowMs / 60_000}-minute de-duplication of the send id: another call could deliver twice`;
+      return deadLetterJob(deps, msg, job, made, lastError, expected, log, FailReason.dedupWindow);
+    }
+
     if (quotaSpentUntil > nowMs) {
       // No call, so no attempt: the copy carries the attempts made before this delivery.
       const wakeAt = quotaSpentUntil + Math.floor(random() * spreadMs);
@@ -209,9 +224,11 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       : Math.max(backoffDelay(attempts, deps.retry, deps.random), Math.min(outcome.retryAfterMs ?? 0, deps.retry.maxMs));
     const nextAttemptAt = last && outcome.kind !== "quota" ? undefined : new Date(now.getTime() + waitMs).toISOString();
     // Written before any dead-lettering: a crash after this write does not repeat the call.
+    // The first uncertain call starts the clock: its message may be the one WeChat delivered.
+    const uncertain = outcome.uncertain && !expected?.record.uncertain_since ? { uncertain_since: new Date(nowMs).toISOString() } : {};
     const retrying = await records.write(
       job.send_id,
-      (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts, last_error: error, next_attempt_at: nextAttemptAt, updated_at: now.toISOString() }),
+      (c) => withChanges(c ?? recordFromJob(job), { status: Status.retrying, attempts, last_error: error, next_attempt_at: nextAttemptAt, updated_at: now.toISOString(), ...uncertain }),
       expected ? { expected } : {},
     );
 
@@ -274,16 +291,25 @@ function traceHeaders(traceparent: string | null | undefined) {
  * copy, record and fact as the DLQ monitor's backstop makes), then term. A throw here is
  * an infrastructure error: the job comes back and this runs again without a call.
  */
-async function deadLetterJob(deps: SenderDeps, msg: JsMsg, job: SendJob, attempts: number, lastError: string, current: StoredRecord | undefined, log: () => Logger): Promise<Decision> {
+async function deadLetterJob(
+  deps: SenderDeps,
+  msg: JsMsg,
+  job: SendJob,
+  attempts: number,
+  lastError: string,
+  current: StoredRecord | undefined,
+  log: () => Logger,
+  reason: string = FailReason.maxDeliveries,
+): Promise<Decision> {
   const ch = job.channel;
   const r = await deadLetter(
     { js: deps.js, jsm: deps.jsm ?? (await deps.js.jetstreamManager()), records: deps.records },
-    { job, sourceSeq: msg.seq, attempts, lastError, reason: FailReason.maxDeliveries, traceparent: msg.headers?.get(HeaderNames.traceparent) || undefined, current: current ?? null },
+    { job, sourceSeq: msg.seq, attempts, lastError, reason, traceparent: msg.headers?.get(HeaderNames.traceparent) || undefined, current: current ?? null },
   );
   if (r.outcome === "dead") {
-    deps.metrics.dlqTotal.inc({ channel: ch, reason: FailReason.maxDeliveries });
+    deps.metrics.dlqTotal.inc({ channel: ch, reason });
     deps.metrics.sentTotal.inc({ channel: ch, status: Status.dead });
-    log().warn({ attempts, last_error: lastError }, "every attempt failed: job dead-lettered");
+    log().warn({ attempts, reason, last_error: lastError }, reason === FailReason.maxDeliveries ? "every attempt failed: job dead-lettered" : "job dead-lettered without a call");
   } else {
     log().info({ outcome: r.outcome, ...(r.outcome === "final" ? { status: r.status } : {}) }, "job already final or dead-lettered: terminated");
   }

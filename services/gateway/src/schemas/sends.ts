@@ -26,6 +26,9 @@ export const SendRecordSchema = Type.Object(
     fallback_send_id: Type.Optional(Type.String({ description: "The SMS send this WeChat send fell back to (43004, 40003, failed:user block)" })),
     fallback_of: Type.Optional(Type.String({ description: "The WeChat send this SMS stands in for" })),
     next_attempt_at: Type.Optional(Type.String({ description: "While retrying: when the next attempt is due" })),
+    uncertain_since: Type.Optional(
+      Type.String({ description: "When the first call with no answer (a timeout, a lost connection) began: WeChat may have delivered it, and a retry is only made within its 10-minute client_msg_id window" }),
+    ),
     occurred_at: Type.Union([Type.String(), Type.Null()]),
     updated_at: Type.String(),
   },

@@ -53,7 +53,8 @@ export class DlqAdmin {
       (current) => {
         const base: SendRecord = current ?? recordFromJob(job, Status.dead, now);
         before = base;
-        const { reason: _r, last_error: _e, errors: _x, ...rest } = base;
+        // A replay is a deliberate new send: the earlier uncertain call no longer blocks a call.
+        const { reason: _r, last_error: _e, errors: _x, uncertain_since: _u, ...rest } = base;
         return { ...rest, status: Status.queued, attempts: 0, updated_at: now };
       },
       { replay: true },

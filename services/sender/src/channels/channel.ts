@@ -16,6 +16,8 @@ export type SendOutcome =
       retryAt?: number;
       /** An operator should hear of it (e.g. the forced token refresh budget is spent). */
       alert?: AlertFact["kind"];
+      /** The call may have been delivered (no answer came back): see `Channel.dedupWindowMs`. */
+      uncertain?: true;
     };
 
 /**
@@ -26,6 +28,12 @@ export interface Channel {
   readonly name: string;
   /** The provider account (WeChat appid) the quota gauges are labelled with. */
   readonly account?: string;
+  /**
+   * How long the provider de-duplicates a repeated send id (WeChat's client_msg_id: 10
+   * minutes). After a call with an uncertain outcome, no call is made once this has run
+   * out: it could deliver twice. Absent: the provider has no such key (Tencent SMS).
+   */
+  readonly dedupWindowMs?: number;
   send(job: SendJob): Promise<SendOutcome>;
   /** Today's quota of the send API, where the provider reports it (WeChat's quota/get). */
   quota?(): Promise<{ daily_limit: number; used: number; remain: number }>;

@@ -1,6 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import { msgidKey } from "@notify/contracts";
 import type { Logger } from "@notify/log";
+import { WECHAT_DEDUP_WINDOW_MS } from "@notify/nats";
 import type { Metrics } from "@notify/metrics";
 import { TOKEN_REFRESH_BUDGET_CODE, WeChatClient, isAccountConfigErrcode, type RefreshBudgetLimits } from "@notify/wechat";
 import type { Channel } from "./channel.js";
@@ -42,6 +43,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
   return {
     name: "wechat",
     account: o.appId,
+    dedupWindowMs: WECHAT_DEDUP_WINDOW_MS,
     quota: () => client.quota(),
     async send(job) {
       const r = await client.sendTemplate({ ...job.payload, client_msg_id: job.send_id });
@@ -55,6 +57,7 @@ export function createWeChatChannel(o: WeChatChannelOptions): Channel {
         error: r.error,
         ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
         ...(r.retryAt !== undefined ? { retryAt: r.retryAt } : {}),
+        ...(r.uncertain ? { uncertain: true as const } : {}),
         ...(r.code === TOKEN_REFRESH_BUDGET_CODE ? { alert: "token_refresh_budget" as const } : isAccountConfigErrcode(r.errcode) ? { alert: "account_config" as const } : {}),
       };
     },
