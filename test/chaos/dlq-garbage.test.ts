@@ -25,7 +25,11 @@ const mutatedJob = fc
   .map(([n, over]) => {
     const j: Record<string, unknown> = JSON.parse(JSON.stringify(job(n)));
     for (const [k, v] of Object.entries(over)) {
-      if (k === "payload.data") (j.payload as Record<string, unknown>).data = v;
+      if (k === "payload.data") {
+        // `payload` itself may have been replaced by a string or null just before.
+        if (typeof j.payload === "object" && j.payload !== null) (j.payload as Record<string, unknown>).data = v;
+        else j.payload = { data: v };
+      }
       else Object.defineProperty(j, k, { value: v, enumerable: true, configurable: true, writable: true });
     }
     return Buffer.from(JSON.stringify(j) ?? "");

@@ -278,9 +278,10 @@ export class NatsCluster {
 
   /** Creates and deletes an R<n> memory stream; true, or the reason it could not. */
   async canPlaceReplicatedStream(): Promise<true | string> {
-    const nc = await connect({ servers: this.urls, timeout: 5_000, noAsyncTraces: true });
     const name = `launcher_probe_${process.pid}_${Date.now()}`;
+    let nc: Awaited<ReturnType<typeof connect>> | undefined;
     try {
+      nc = await connect({ servers: this.urls, timeout: 5_000, noAsyncTraces: true });
       const jsm = await jetstreamManager(nc, { timeout: 5_000 });
       await jsm.streams.add({ name, subjects: [`_launcher_probe.${name}`], storage: StorageType.Memory, num_replicas: this.servers.length });
       await jsm.streams.delete(name).catch(() => undefined);
@@ -288,7 +289,7 @@ export class NatsCluster {
     } catch (err) {
       return err instanceof Error ? err.message : String(err);
     } finally {
-      await nc.close().catch(() => undefined);
+      await nc?.close().catch(() => undefined);
     }
   }
 
