@@ -31,7 +31,7 @@ import {
 } from "@notify/nats";
 import type { Logger } from "@notify/log";
 import type { Metrics } from "@notify/metrics";
-import type { Channel } from "./channels/channel.js";
+import type { Channel, SendOutcome } from "./channels/channel.js";
 import { RECIPIENT_FAILURE_CODES } from "./fallback.js";
 
 /** Kept off the provider's de-duplication window: the call's own time and clock skew between replicas. */
@@ -81,6 +81,11 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
   // Once the provider said the day's quota is spent, jobs before its reset are parked
   // without a call: another call would only earn another 45009 and count an attempt.
   let quotaSpentUntil = 0;
+  // Successes this replica was told of whose record write then failed on our own
+  // infrastructure: the redelivery records the answer instead of calling again. A call
+  // repeated within 10 minutes is de-duplicated by WeChat but still spends quota; after
+  // them it would be a second message. Entries leave once the record is written.
+  const answered = new Map<string, { providerMsgId: string | undefined; at: number }>();
 
   return async (msg) => {
     const job = decodeJob(msg.data);
@@ -117,6 +122,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
           const r = cur.record;
           await publishSent(deps, sentFact(job, ch, r.attempts || attempts, r.sent_at ?? r.updated_at, r.wechat_msgid), h?.get(HeaderNames.traceparent));
         }
+        answered.delete(job.send_id);
         log().info({ status: cur.record.status }, "record already final: job dropped without a send");
         return Decisions.ack(true);
       }
@@ -126,8 +132,10 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       attempts = made + 1;
     }
 
+    const known = answered.get(job.send_id);
+
     // A parked copy has its own budget: a quota refusal is not the job's failure.
-    if (made - before >= SENDER_MAX_ATTEMPTS) {
+    if (!known && made - before >= SENDER_MAX_ATTEMPTS) {
       // Every attempt was made and failed, but the job was not dead-lettered (a crash or
       // an infrastructure error after the last call): finish that, without another call.
       const r = expected?.record;
@@ -138,7 +146,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
     // provider's de-duplication ran out could deliver a second message. Dead-lettered
     // instead; an operator's DLQ replay sends it anyway, knowingly.
     const uncertainSince = Date.parse(expected?.record.uncertain_since ?? "");
-    if (channel.dedupWindowMs !== undefined && nowMs - uncertainSince >= channel.dedupWindowMs - DEDUP_MARGIN_MS) {
+    if (!known && channel.dedupWindowMs !== undefined && nowMs - uncertainSince >= channel.dedupWindowMs - DEDUP_MARGIN_MS) {
       const minutes = Math.round((nowMs - uncertainSince) / 60_000);
       const lastError =
         `an earlier call's outcome is unknown (${expected?.record.last_error ?? "no answer"}) and ${minutes} min have passed since, ` +
@@ -146,7 +154,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       return deadLetterJob(deps, msg, job, made, lastError, expected, log, FailReason.dedupWindow);
     }
 
-    if (quotaSpentUntil > nowMs) {
+    if (!known && quotaSpentUntil > nowMs) {
       // No call, so no attempt: the copy carries the attempts made before this delivery.
       const wakeAt = quotaSpentUntil + Math.floor(random() * spreadMs);
       await records.write(
@@ -159,11 +167,13 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
       return Decisions.ack(true);
     }
 
-    const outcome = await channel.send(job);
-    const now = new Date(clock());
+    const outcome: SendOutcome = known ? { kind: "success", providerMsgId: known.providerMsgId, code: "0" } : await channel.send(job);
+    const now = new Date(known?.at ?? clock());
 
     if (outcome.kind === "success") {
       const at = now.toISOString();
+      if (!known) remember(answered, job.send_id, { providerMsgId: outcome.providerMsgId, at: now.getTime() });
+      else log().info({ answered_at: at }, "recording an answer a failed record write left behind: no second call");
       const [w] = await Promise.all([
         records.write(
           job.send_id,
@@ -177,6 +187,7 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
         const occurred = Date.parse(job.occurred_at);
         if (Number.isFinite(occurred)) metrics.e2eLatency.observe({ channel: ch }, Math.max(0, now.getTime() - occurred) / 1000);
       }
+      answered.delete(job.send_id);
       if (deps.log.isLevelEnabled("debug")) log().debug({ wechat_msgid: outcome.providerMsgId }, "sent");
       // Double-ack: the job must not come back once the record says success.
       return Decisions.ack(true);
@@ -262,6 +273,14 @@ export function createSendHandler(deps: SenderDeps): (msg: JsMsg) => Promise<Dec
  */
 function withChanges(record: SendRecord, changes: Partial<SendRecord>): SendRecord {
   return Object.assign({}, record, changes);
+}
+
+/** At most this many unrecorded answers are kept (only a long record-write outage fills it). */
+const ANSWERED_MAX = 10_000;
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= ANSWERED_MAX) map.delete(map.keys().next().value as string);
+  map.set(key, value);
 }
 
 /** Where a record keeps the provider's message id. */
