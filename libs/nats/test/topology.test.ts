@@ -7,6 +7,10 @@ import { SENDER_MAX_ATTEMPTS, SENDER_MAX_DELIVER, TopologyMismatchError, default
 import type { Logger } from "@notify/log";
 import { serverBinaries } from "../../../test/support/servers.js";
 
+// The forming-cluster case below may use the whole of ensureTopology's own wait (180 s)
+// on a loaded box: the file's time-out must not cut it shorter.
+t.setTimeout(300_000);
+
 t.test("topology - created on a single server, second call is a no-op", async (t) => {
   const server = await NatsServer.start();
   t.teardown(() => server.stop());
@@ -141,7 +145,9 @@ t.test("topology - R3 topology requested while the cluster forms is created once
   // With two nodes a meta leader is elected, and the R3 stream has too few peers.
   for (let i = 0; i < 60 && !warnings.some((w) => !/timeout/i.test(w)); i++) await new Promise((r) => setTimeout(r, 250));
   servers.push(await start(2));
-  const topo = await ensuring;
+  const topo = await ensuring.catch((err: Error) => {
+    throw new Error(`${err.message} — after ${warnings.length} retries, the last ones: ${warnings.slice(-5).join(" | ")}`);
+  });
   t.ok(warnings.length > 0, `it waited for the cluster (${warnings.length} retries: ${[...new Set(warnings)].join("; ")})`);
   t.ok(warnings.some((w) => /peers|unavailable|insufficient/i.test(w)), "including a refusal while the peers joined");
   t.ok(topo.report.created.includes(`stream ${Streams.sends}`), "SENDS created");
