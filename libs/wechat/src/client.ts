@@ -147,21 +147,16 @@ export class WeChatClient {
     const t0 = performance.now();
     if (this.closing) return { kind: "retryable", errcode: null, code: "closed", error: "WeChat client is closed", durationMs: 0 };
     const body = JSON.stringify(payload);
+    let a: Attempt;
     let token: string;
     try {
-      token = await this.tokens.get();
+      ({ result: a, token } = await this.withToken(
+        (t) => this.post(t, body),
+        (r) => (r.cls === ErrcodeClass.token ? r.errcode : null),
+        { client_msg_id: payload.client_msg_id },
+      ));
     } catch (err) {
       return this.tokenFailure(err, t0);
-    }
-    let a = await this.post(token, body);
-    if (a.cls === ErrcodeClass.token) {
-      this.log?.info({ client_msg_id: payload.client_msg_id, errcode: a.errcode }, "access token rejected; replacing it and retrying once");
-      try {
-        token = await this.tokens.replace(token);
-      } catch (err) {
-        return this.tokenFailure(err, t0);
-      }
-      a = await this.post(token, body);
     }
     const durationMs = performance.now() - t0;
     if (a.cls === ErrcodeClass.success) {
@@ -192,14 +187,37 @@ export class WeChatClient {
    * Throws when WeChat or the token does not answer with one.
    */
   async quota(cgiPath: string = SEND_PATH): Promise<QuotaView> {
-    const token = await this.tokens.get();
-    const r = await this.http.call("POST", `/cgi-bin/openapi/quota/get?access_token=${encodeURIComponent(token)}`, JSON.stringify({ cgi_path: cgiPath }));
+    const body = JSON.stringify({ cgi_path: cgiPath });
+    const { result: r, token } = await this.withToken(
+      (t) => this.http.call("POST", `/cgi-bin/openapi/quota/get?access_token=${encodeURIComponent(t)}`, body),
+      (res) => (res.ok && typeof res.body.errcode === "number" && classifyErrcode(res.body.errcode) === ErrcodeClass.token ? res.body.errcode : null),
+      { api: "quota/get" },
+    );
     if (!r.ok) throw new Error(this.scrub(`quota/get failed: ${r.error}`, token));
     const q = r.body.quota as Partial<QuotaView> | undefined;
     if (r.body.errcode !== 0 || !q || typeof q.daily_limit !== "number" || typeof q.used !== "number") {
       throw new Error(this.scrub(`quota/get refused: errcode ${String(r.body.errcode)} ${String(r.body.errmsg ?? "")}`.trim(), token));
     }
     return { daily_limit: q.daily_limit, used: q.used, remain: typeof q.remain === "number" ? q.remain : Math.max(0, q.daily_limit - q.used) };
+  }
+
+  /**
+   * Runs `call` with the shared access token. When WeChat rejects the token (`tokenErrcode`
+   * names the errcode), the token is replaced (a different live one, refreshed only if
+   * needed) and `call` runs once more: a token invalidated elsewhere, or left in the bucket
+   * from before a restart, costs one extra call, not a failed send or poll. Throws what
+   * getting or replacing the token throws.
+   */
+  private async withToken<R>(call: (token: string) => Promise<R>, tokenErrcode: (r: R) => number | null, context: Record<string, unknown>): Promise<{ result: R; token: string }> {
+    let token = await this.tokens.get();
+    let result = await call(token);
+    const errcode = tokenErrcode(result);
+    if (errcode !== null) {
+      this.log?.info({ ...context, errcode }, "access token rejected; replacing it and retrying once");
+      token = await this.tokens.replace(token);
+      result = await call(token);
+    }
+    return { result, token };
   }
 
   private async post(token: string, body: string): Promise<Attempt> {

@@ -149,6 +149,16 @@ t.test("wechat client - token expiry: one refresh and the retry succeeds", async
   t.match(sim.stats(), { stableTokenCalls: 2, forceRefreshes: 0, tokenRejections: 1, accepted: 2 });
 });
 
+t.test("wechat client - quota/get after the token expired (or was left from before a restart): one refresh and the poll answers", async (t) => {
+  const { sim, client } = await rig(t);
+  const c = client();
+  t.ok((await c.quota()).daily_limit > 0, "a first poll answers");
+  sim.expireTokens();
+  const q = await c.quota();
+  t.ok(q.daily_limit > 0 && q.used >= 0, "the poll answers with the quota, not 'quota/get refused: errcode 42001'");
+  t.match(sim.stats(), { stableTokenCalls: 2, forceRefreshes: 0 }, "one new token, fetched without forcing a refresh");
+});
+
 t.test("wechat client - token refreshed once by one of five clients", async (t) => {
   const { sim, client } = await rig(t);
   const clients = Array.from({ length: 5 }, (_, i) => client({ replicaId: `replica-${i}` }));
