@@ -12,6 +12,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const env = process.env;
@@ -210,8 +211,42 @@ async function seedTemplates(base, key, extra = []) {
   say(`templates: ${seeded} seeded, ${have.size} already present`);
 }
 
+/** Every port this run will listen on, named by who listens and the variable that moves it. */
+function plannedPorts() {
+  const realWeChat = Boolean(env.WECHAT_APP_ID && env.WECHAT_APP_SECRET && !env.WECHAT_API_BASE?.includes("127.0.0.1"));
+  const realSms = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
+  const m = ports.metrics;
+  return [
+    ...(env.NATS_URL ? [] : [[ports.nats, "nats-server", "LOCAL_NATS_PORT"], [ports.natsMonitor, "nats-server monitoring", "LOCAL_NATS_MONITOR_PORT"]]),
+    ...(realWeChat ? [] : [[ports.simulator, "WeChat simulator", "SIM_PORT"]]),
+    [ports.gateway, "gateway", "GATEWAY_PORT"],
+    ...["dispatcher", "sender-1", "sender-2", "dlq-monitor"].map((name, i) => [m + i, `${name} metrics`, "LOCAL_METRICS_PORT"]),
+    ...(smsOn ? [[m + 4, "sender-sms metrics", "LOCAL_METRICS_PORT"], ...(realSms ? [] : [[ports.smsSimulator, "SMS simulator", "SMS_SIM_PORT"]])] : []),
+    ...(env.DATABASE_URL ? [[m + 5, "projector metrics", "LOCAL_METRICS_PORT"]] : []),
+  ];
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port already taken would make one service exit at start and stop everything after the
+ * others came up; checking them all first names the port and the variable that moves it.
+ */
+async function checkPorts() {
+  const taken = [];
+  for (const [port, who, variable] of plannedPorts()) if (!(await portFree(port))) taken.push(`${port} (${who}; set ${variable})`);
+  if (taken.length) throw new Error(`port${taken.length > 1 ? "s" : ""} already in use: ${taken.join(", ")}. Another npm start may be running; stop it or choose other ports.`);
+}
+
 async function main() {
   mkdirSync(dataDir, { recursive: true });
+  await checkPorts();
   if (env.SKIP_BUILD !== "1") build();
   if (process.stdout.isTTY) prettyLine = await prettyFormatter();
   const { findNatsServer, isSupportedVersion } = await import(path.join(root, "libs/nats-server/dist/index.js"));

@@ -1,5 +1,7 @@
 import t, { type Test } from "tap";
 import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Consumers, Streams, sendIdFor } from "@notify/contracts";
-import { freePort } from "@notify/nats-server";
 import { openDb } from "@notify/sendlog";
+import { freePortBlock } from "../support/ports.js";
 import { startPostgres } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
@@ -32,7 +34,9 @@ interface Started {
  */
 async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: Started) => Promise<void>, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
-  const [nats, natsMonitor, gateway, sim, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  // Eleven ports in one block: nats, its monitor, gateway, two simulators, six metrics ports.
+  const base = await freePortBlock(11);
+  const [nats, natsMonitor, gateway, sim, smsSim, metrics] = [base, base + 1, base + 2, base + 3, base + 4, base + 5];
   const ready = path.join(dir, "ready.json");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -41,7 +45,7 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
     LOCAL_NATS_MONITOR_PORT: String(natsMonitor),
     GATEWAY_PORT: String(gateway),
     SIM_PORT: String(sim),
-    // Four consecutive ports for the workers; a collision fails loudly at start.
+    // Six consecutive ports for the workers (the launcher checks them all before starting).
     LOCAL_METRICS_PORT: String(metrics),
     START_READY_FILE: ready,
     SKIP_BUILD: "1", // npm test has just run tsc -b
@@ -53,6 +57,7 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
   delete env.WECHAT_APP_SECRET;
   // Nothing SMS-related unless the test asks for it.
   for (const k of Object.keys(env)) if (k === "CHANNELS" || k === "SENDER_CHANNEL" || k.startsWith("TENCENT_") || k.startsWith("SMS_SIM_")) delete env[k];
+  env.SMS_SIM_PORT = String(smsSim);
   Object.assign(env, extraEnv);
   const proc = spawn(process.execPath, ["scripts/start.mjs"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -69,7 +74,11 @@ async function startAndSend(t: Test, databaseUrl: string | undefined, more: (s: 
   await waitFor(() => existsSync(ready) || proc.exitCode !== null, "the system to start", 90_000, 200).catch((err: Error) => {
     throw new Error(`${err.message}\n${out.slice(-3000)}`);
   });
-  if (proc.exitCode !== null) throw new Error(`the launcher exited with ${proc.exitCode}:\n${out.slice(-4000)}`);
+  if (proc.exitCode !== null) {
+    // The launcher's own lines and every error line first: the tail alone is the others' shutdown.
+    const why = out.split("\n").filter((l) => /\[start\]|"level":"(error|fatal)"|"level":(50|60)\b/.test(l)).join("\n");
+    throw new Error(`the launcher exited with ${proc.exitCode}:\n${why.slice(-6000)}\n--- last output ---\n${out.slice(-2000)}`);
+  }
   const info = JSON.parse(readFileSync(ready, "utf8")) as { gateway: string; apiKey: string; natsUrl: string; simulator: string };
   t.match(out, /Swagger UI: +http:\/\/127\.0\.0\.1:\d+\/docs/, "prints the Swagger UI URL");
   t.match(out, new RegExp(`API key: +${info.apiKey}`), "prints the local API key");
@@ -137,7 +146,6 @@ t.test("smoke - npm start brings the system up; the example event reaches WeChat
 });
 
 t.test("smoke - CHANNELS=wechat,sms npm start sends an SMS through the simulator and its status report reaches delivered", async (t) => {
-  const smsPort = await freePort();
   const out = await startAndSend(
     t,
     undefined,
@@ -169,7 +177,7 @@ t.test("smoke - CHANNELS=wechat,sms npm start sends an SMS through the simulator
       t.equal(rec.phone, "+*********8000", "the record holds the number masked");
       t.notOk(s.out().includes("13800138000"), "no process printed the full number");
     },
-    { CHANNELS: "wechat,sms", SMS_SIM_PORT: String(smsPort) },
+    { CHANNELS: "wechat,sms" },
   );
   t.match(out, /sender-sms +\|/, "the SMS sender ran");
 });
@@ -191,4 +199,20 @@ t.test("smoke - npm start with DATABASE_URL runs the projector as its own proces
     }
   });
   t.match(out, /\[start\].* projector stopped/, "Ctrl-C stops the projector too");
+});
+
+t.test("smoke - npm start with a port already taken names it and starts nothing", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "notify-start-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = await freePortBlock(11);
+  // Something else listens where sender-2's metrics would go.
+  const squatter = createServer().listen(base + 7, "127.0.0.1");
+  await once(squatter, "listening");
+  t.teardown(() => new Promise<void>((r) => squatter.close(() => r())));
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(dir, "data"), SKIP_BUILD: "1", LOCAL_NATS_PORT: String(base), LOCAL_NATS_MONITOR_PORT: String(base + 1), GATEWAY_PORT: String(base + 2), SIM_PORT: String(base + 3), LOCAL_METRICS_PORT: String(base + 5) };
+  for (const k of ["NATS_URL", "DATABASE_URL", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "CHANNELS"]) delete env[k];
+  const r = spawnSync(process.execPath, ["scripts/start.mjs"], { cwd: root, env, encoding: "utf8", timeout: 60_000 });
+  t.equal(r.status, 1, "exits 1");
+  t.match(r.stderr + r.stdout, new RegExp(`port already in use: ${base + 7} \\(sender-2 metrics; set LOCAL_METRICS_PORT\\)`), "names the port, who needed it and the variable");
+  t.notMatch(r.stdout, /NATS at|nats +\|/, "nothing was started");
 });
