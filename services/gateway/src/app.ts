@@ -26,6 +26,7 @@ import sendRoutes from "./routes/sends.js";
 import templateRoutes from "./routes/templates.js";
 import smsReportRoutes, { type SmsReportOptions } from "./routes/sms-report.js";
 import wechatCallbackRoutes, { type WeChatCallbackOptions } from "./routes/wechat-callback.js";
+import { createValidatorCompiler } from "./validator.js";
 
 export interface AppDeps {
   nc: NatsConnection;
@@ -63,10 +64,10 @@ export function buildApp(deps: AppDeps): GatewayApp {
     // One line per answered request instead of Fastify's start/finish pair (plugins/request-log.ts).
     // (Fastify 5.8 moved the switch into a LogController; the top-level option warns FSTDEP023.)
     logController: new LogController({ disableRequestLogging: true }),
-    // Unknown fields in a template are a mistake to report (400), not to drop silently.
-    ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Bodies validated as sent, query strings and paths coerced from text (validator.ts).
+  app.setValidatorCompiler(createValidatorCompiler());
 
   const metrics = deps.metrics ?? createMetrics("gateway");
   const gatewayMetrics = createGatewayMetrics(metrics.registry);
