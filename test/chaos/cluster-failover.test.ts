@@ -24,6 +24,9 @@ import {
   workerEnv,
 } from "../support/chaos.js";
 
+// A forming cluster may take NatsCluster.start's whole 90 s wait on a loaded box (it restarts a stuck node).
+t.setTimeout(300_000);
+
 const EVENTS = 1000;
 const BATCH = 20;
 const BATCH_EVERY_MS = 200;

@@ -5,6 +5,9 @@ import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jets
 import { NatsCluster } from "@notify/nats-server";
 import { waitFor } from "../support/wait.js";
 
+// A forming cluster may take NatsCluster.start's whole 90 s wait on a loaded box (it restarts a stuck node).
+t.setTimeout(300_000);
+
 /**
  * What nats-server does with a work-queue message that reached the consumer's max_deliver
  * in an R3 stream, once later messages are acked past it and leaders move (what a

@@ -4,6 +4,9 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { NatsCluster, NatsServer } from "@notify/nats-server";
 
+// A forming cluster may take NatsCluster.start's whole 90 s wait on a loaded box (it restarts a stuck node).
+t.setTimeout(300_000);
+
 t.test("launcher - a JetStream server on free ports, removed on stop", async (t) => {
   const a = await NatsServer.start();
   const b = await NatsServer.start();

@@ -10,6 +10,9 @@ import { loadConfig } from "@notify/config";
 import { Type } from "typebox";
 import { NatsEnv } from "@notify/config";
 
+// A forming cluster may take NatsCluster.start's whole 90 s wait on a loaded box (it restarts a stuck node).
+t.setTimeout(300_000);
+
 t.test("connect - the ping interval comes from NATS_PING_INTERVAL_MS (default 10 s), two pings out", async (t) => {
   const schema = Type.Object(NatsEnv);
   const def = loadConfig(schema, {});
