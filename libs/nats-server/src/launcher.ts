@@ -215,6 +215,18 @@ export class NatsCluster {
   }
 
   static async start(n = 3, opts: Omit<NatsServerOptions, "cluster" | "name" | "port"> = {}): Promise<NatsCluster> {
+    // A route port from freePort() is free when read, but until nats-server binds it an
+    // outgoing connection of anything running beside may take it as its local port.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(n, opts);
+      } catch (err) {
+        if (attempt >= 3 || !/address already in use/i.test(String(err))) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(n: number, opts: Omit<NatsServerOptions, "cluster" | "name" | "port">): Promise<NatsCluster> {
     const clusterPorts = await Promise.all(Array.from({ length: n }, () => freePort()));
     const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`);
     const name = `c${process.pid}`;

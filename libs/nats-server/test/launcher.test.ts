@@ -1,4 +1,6 @@
 import t from "tap";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import { existsSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -70,4 +72,12 @@ t.test("launcher - the placement probe: an R3 stream is placed on a formed clust
 
 t.test("launcher - a cluster whose servers cannot start rejects with the server's message, not a hang", async (t) => {
   await t.rejects(NatsCluster.start(3, { extraConfig: "no_such_option_at_all: 1" }), /exited early/);
+});
+
+t.test("launcher - a route port taken before nats-server binds it fails with the message NatsCluster.start retries on", async (t) => {
+  const squatter = createServer().listen(0, "127.0.0.1");
+  await once(squatter, "listening");
+  t.teardown(() => new Promise<void>((r) => squatter.close(() => r())));
+  const port = (squatter.address() as AddressInfo).port;
+  await t.rejects(NatsServer.start({ name: "taken", cluster: { name: "taken", port, routes: [`nats://127.0.0.1:${port}`] } }), /address already in use/i);
 });
