@@ -106,7 +106,7 @@ async function stopChild({ name, child }) {
 async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
-  say("stopping: services drain in-flight work first…");
+  if (children.length) say("stopping: services drain in-flight work first…");
   // Services drain in parallel while NATS and the simulator are still up; then those two.
   const infra = new Set(["nats", "simulator"]);
   await Promise.all(children.filter((c) => !infra.has(c.name)).map(stopChild));
