@@ -126,6 +126,10 @@ function localApiKey() {
   return key;
 }
 
+// The real providers are used when their credentials are set and the endpoint is not local;
+// otherwise the simulators run.
+const realWeChat = Boolean(env.WECHAT_APP_ID && env.WECHAT_APP_SECRET && !env.WECHAT_API_BASE?.includes("127.0.0.1"));
+const realSms = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
 // SMS is on when CHANNELS names it (the dispatcher reads the same variable).
 const smsOn = (env.CHANNELS ?? "wechat").split(",").map((c) => c.trim()).includes("sms");
 // With SMS on, the gateway takes status reports on a URL with a per-run secret (Tencent signs nothing).
@@ -149,10 +153,9 @@ const SMS_EXAMPLE_TEMPLATES = [
  * the SMS simulator with the sender's credentials.
  */
 async function startSms(common, reportUrl) {
-  const real = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
   let smsEnv = {};
   let simulator = null;
-  if (real) {
+  if (realSms) {
     say(`SMS: Tencent Cloud SMS at ${env.TENCENT_SMS_ENDPOINT}`);
   } else {
     const creds = { TENCENT_SECRET_ID: "AKIDlocalsmssimulator", TENCENT_SECRET_KEY: "local-sms-simulator-key", TENCENT_SMS_SDK_APP_ID: "1400000000" };
@@ -213,8 +216,6 @@ async function seedTemplates(base, key, extra = []) {
 
 /** Every port this run will listen on, named by who listens and the variable that moves it. */
 function plannedPorts() {
-  const realWeChat = Boolean(env.WECHAT_APP_ID && env.WECHAT_APP_SECRET && !env.WECHAT_API_BASE?.includes("127.0.0.1"));
-  const realSms = Boolean(env.TENCENT_SECRET_ID && env.TENCENT_SECRET_KEY && env.TENCENT_SMS_ENDPOINT && !env.TENCENT_SMS_ENDPOINT.includes("127.0.0.1"));
   const m = ports.metrics;
   return [
     ...(env.NATS_URL ? [] : [[ports.nats, "nats-server", "LOCAL_NATS_PORT"], [ports.natsMonitor, "nats-server monitoring", "LOCAL_NATS_MONITOR_PORT"]]),
@@ -268,7 +269,6 @@ async function main() {
   }
   say(`NATS at ${natsUrl}`);
 
-  const realWeChat = Boolean(env.WECHAT_APP_ID && env.WECHAT_APP_SECRET && !env.WECHAT_API_BASE?.includes("127.0.0.1"));
   let wechatEnv = {};
   if (realWeChat) {
     say(`WeChat: the real API (${env.WECHAT_API_BASE ?? "https://api.weixin.qq.com"}) with app ${env.WECHAT_APP_ID}`);
