@@ -266,13 +266,12 @@ export class NatsCluster {
    * (`start`, `nudge: true`) is nudged: a test's cluster holding data is left as it is.
    */
   async waitForMetaLeader(timeoutMs = 30_000, { nudge = false }: { nudge?: boolean } = {}): Promise<string> {
-    type Meta = { leader?: string; replicas?: Array<{ name?: string; current?: boolean; active?: number }> };
+    type Meta = { leader?: string; replicas?: Array<{ name?: string; current?: boolean }> };
     const deadline = Date.now() + timeoutMs;
     let last = "";
     let nextProbe = 0;
     let stuckSince = Date.now();
     let nudges = 0;
-    const nudged = this.nudged;
     while (Date.now() < deadline) {
       try {
         const metas = await Promise.all(
@@ -286,7 +285,7 @@ export class NatsCluster {
         const agreed = leaders[0] && leaders.every((l) => l === leaders[0]);
         // Only the leader's /jsz lists the replicas.
         const peers = metas.find((m) => m.replicas)?.replicas ?? [];
-        last = `leaders ${leaders.join(",")}; peers ${peers.map((p) => `${p.name}:${p.current ? "current" : "behind"}`).join(",") || "none"}${nudged.length ? `; restarted ${nudged.join(",")}` : ""}`;
+        last = `leaders ${leaders.join(",")}; peers ${peers.map((p) => `${p.name}:${p.current ? "current" : "behind"}`).join(",") || "none"}${this.nudged.length ? `; restarted ${this.nudged.join(",")}` : ""}`;
         if (agreed && peers.length === this.servers.length - 1) {
           if (peers.every((p) => p.current)) return leaders[0]!;
           if (Date.now() >= nextProbe) {
@@ -307,7 +306,7 @@ export class NatsCluster {
             const i = this.servers.findIndex((s) => s.opts.name === name);
             if (i < 0) continue;
             this.servers[i] = await this.servers[i]!.restart();
-            nudged.push(name);
+            this.nudged.push(name);
           }
         }
       } catch (err) {
